@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::builder::TypedValueParser as _;
@@ -64,25 +63,27 @@ pub enum ExportFormat {
     Csv,
 }
 
-fn principle_parser() -> impl clap::builder::TypedValueParser<Value = Principle> {
+pub fn principle_parser() -> impl clap::builder::TypedValueParser<Value = Principle> {
     clap::builder::PossibleValuesParser::new(Principle::ALL.map(|p| p.as_str())).map(|s| {
         s.parse::<Principle>()
             .expect("only possible values get here")
     })
 }
 
-fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
     clap::builder::PossibleValuesParser::new(Kind::ALL.map(|k| k.as_str()))
         .map(|s| s.parse::<Kind>().expect("only possible values get here"))
 }
 
-pub fn run(command: CatalogCommand, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Loads the built-in catalog, or the one in `dir`. An invalid catalog's diagnostics are printed here; the error
+/// returned then is [`Reported`], so that `main` exits 1 without printing anything more.
+pub fn load(dir: Option<&Path>) -> anyhow::Result<Catalog> {
     let loaded = match dir {
         Some(dir) => Catalog::load_dir(dir),
         None => Catalog::embedded(),
     };
-    let catalog = match loaded {
-        Ok(catalog) => catalog,
+    match loaded {
+        Ok(catalog) => Ok(catalog),
         Err(CatalogError::Invalid(diagnostics)) => {
             eprintln!("{diagnostics}");
             let which = dir.map_or("the built-in catalog".to_owned(), |d| {
@@ -91,10 +92,26 @@ pub fn run(command: CatalogCommand, dir: Option<&Path>) -> anyhow::Result<ExitCo
             eprintln!(
                 "error: {which} is invalid; fix the problems above and run `rice catalog check` again"
             );
-            return Ok(ExitCode::FAILURE);
+            Err(Reported.into())
         }
-        Err(err) => return Err(err.into()),
-    };
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// An error that has already been printed.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("already reported")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+pub fn run(command: CatalogCommand, dir: Option<&Path>) -> anyhow::Result<()> {
+    let catalog = load(dir)?;
     match command {
         CatalogCommand::Check => check(&catalog, dir),
         CatalogCommand::List {
@@ -120,7 +137,7 @@ pub fn run(command: CatalogCommand, dir: Option<&Path>) -> anyhow::Result<ExitCo
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn check(catalog: &Catalog, dir: Option<&Path>) {

@@ -1,7 +1,9 @@
 //! `rice`: the RICE Atlas command line. Thin by design: it parses arguments, calls the library crates and prints.
 
+mod build_cmd;
 mod catalog_cmd;
 mod output;
+mod search_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,15 +31,27 @@ enum Command {
     /// Check, browse and export the method catalog.
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
+    /// Search the catalog: ranked results with highlights; typos and half-typed words are fine.
+    Search(search_cmd::SearchArgs),
+    /// Build the site's artefacts (today: the search index) into a directory.
+    Build(build_cmd::BuildArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let dir = cli.catalog.as_deref();
     let result = match cli.command {
-        Command::Catalog(command) => catalog_cmd::run(command, cli.catalog.as_deref()),
+        Command::Catalog(command) => catalog_cmd::run(command, dir),
+        Command::Search(args) => {
+            catalog_cmd::load(dir).and_then(|catalog| search_cmd::run(args, &catalog))
+        }
+        Command::Build(args) => {
+            catalog_cmd::load(dir).and_then(|catalog| build_cmd::run(args, &catalog))
+        }
     };
     match result {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<catalog_cmd::Reported>() => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -14,9 +14,14 @@ pub fn width() -> usize {
         .clamp(40, 100)
 }
 
-/// Bold text when stdout is a terminal and `NO_COLOR` is unset; plain text otherwise.
+/// Whether to use terminal emphasis: stdout is a terminal and `NO_COLOR` is unset.
+pub fn emphasis_enabled() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Bold text when [`emphasis_enabled`]; plain text otherwise.
 pub fn bold(s: &str) -> String {
-    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    if emphasis_enabled() {
         format!("\x1b[1m{s}\x1b[0m")
     } else {
         s.to_owned()
