@@ -4,6 +4,7 @@ mod build_cmd;
 mod catalog_cmd;
 mod output;
 mod search_cmd;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the website and JSON API (default http://127.0.0.1:8080/).
+    Serve(serve_cmd::ServeArgs),
     /// Check, browse and export the method catalog.
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
@@ -42,6 +45,9 @@ fn main() -> ExitCode {
     let dir = cli.catalog.as_deref();
     let result = match cli.command {
         Command::Catalog(command) => catalog_cmd::run(command, dir),
+        Command::Serve(args) => {
+            catalog_cmd::load(dir).and_then(|catalog| serve_cmd::run(args, catalog))
+        }
         Command::Search(args) => {
             catalog_cmd::load(dir).and_then(|catalog| search_cmd::run(args, &catalog))
         }

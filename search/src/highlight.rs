@@ -38,6 +38,7 @@ impl QueryWord {
         let k = self.stem.len().saturating_sub(1).max(1);
         let could = word.len() >= k
             && word.is_char_boundary(k)
+            && self.stem.is_char_boundary(k)
             && word[..k].eq_ignore_ascii_case(&self.stem[..k]);
         if could {
             return stem(&word.to_lowercase()) == self.stem;
@@ -354,7 +355,11 @@ mod tests {
     #[test]
     fn non_ascii_words_and_word_boundaries() {
         let mut stem = analyzer();
-        let words = [word("élan", "élan", false), word("dpo", "dpo", false)];
+        let words = [
+            word("élan", "élan", false),
+            word("dpo", "dpo", false),
+            word("中文", "中文", false),
+        ];
         let html = highlight_all("Élan, cDPO and DPO-style (dpo)", &words, &mut stem);
         assert_eq!(
             html,

@@ -23,6 +23,7 @@ fn user_syntax_never_errors() {
         "title:",
         "foo:bar",
         "🙂 reward 🙂",
+        "中文 élan 中",
         "*",
         "~",
         "^2",
