@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// A built course book (HTML) to serve at /book/. Defaults to target/rice-site/book when that exists.
     #[arg(long, value_name = "DIR")]
     pub book: Option<PathBuf>,
+    /// A directory of reference-implementation runs to show at /runs. Defaults to ./runs when that exists.
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs, catalog: Catalog) -> anyhow::Result<()> {
@@ -32,8 +35,17 @@ pub fn run(args: ServeArgs, catalog: Catalog) -> anyhow::Result<()> {
     if let Some(dir) = &book_dir {
         anyhow::ensure!(dir.is_dir(), "--book {} is not a directory", dir.display());
     }
+    let runs_dir = args.runs.or_else(|| {
+        PathBuf::from("runs")
+            .is_dir()
+            .then(|| PathBuf::from("runs"))
+    });
+    if let Some(dir) = &runs_dir {
+        anyhow::ensure!(dir.is_dir(), "--runs {} is not a directory", dir.display());
+    }
     let entries = catalog.entries.len();
-    let site = Site::new(catalog, SiteOptions { book_dir }).context("building the search index")?;
+    let site = Site::new(catalog, SiteOptions { book_dir, runs_dir })
+        .context("building the search index")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -368,6 +368,9 @@ pub fn openapi_document() -> Value {
                 "responses": { "200": { "description": "BibTeX", "content": { "application/x-bibtex": { "schema": { "type": "string" } } } }, "404": error } } },
             "/api/taxonomy": { "get": { "summary": "The taxonomy tree with entry counts", "responses": { "200": ok("The tree", json!({ "type": "object" })) } } },
             "/api/stats": { "get": { "summary": "Counts per section, principle and kind; survey coverage", "responses": { "200": ok("Statistics", json!({ "type": "object" })) } } },
+            "/api/runs": { "get": { "summary": "Runs of the reference implementations (from `rice serve --runs DIR`)", "responses": { "200": ok("Runs, newest first", json!({ "type": "object" })) } } },
+            "/api/runs/{name}": { "get": { "summary": "One run: summary, configuration, every metrics row, plot names", "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "200": ok("The run", json!({ "type": "object" })), "404": error } } },
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) } } }
         },
         "components": { "schemas": {

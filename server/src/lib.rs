@@ -15,6 +15,7 @@ mod assets;
 pub mod error;
 pub mod markdown;
 mod pages;
+mod runs;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub const API_ROUTES: &[&str] = &[
     "/api/entries/{id}/bibtex",
     "/api/taxonomy",
     "/api/stats",
+    "/api/runs",
+    "/api/runs/{name}",
     "/api/openapi.json",
 ];
 
@@ -60,6 +63,8 @@ pub const API_ROUTES: &[&str] = &[
 pub struct SiteOptions {
     /// A built course book (HTML) served at `/book/`.
     pub book_dir: Option<PathBuf>,
+    /// A directory of reference-implementation runs, shown at `/runs`.
+    pub runs_dir: Option<PathBuf>,
 }
 
 /// Everything the handlers read, built once at start-up.
@@ -110,6 +115,9 @@ pub fn routes(site: Arc<Site>) -> Router {
         .route("/entries/{id}", get(pages::entry))
         .route("/taxonomy", get(pages::taxonomy))
         .route("/search", get(pages::search))
+        .route("/runs", get(runs::index))
+        .route("/runs/{name}", get(runs::show))
+        .route("/runs/{name}/plots/{file}", get(runs::plot))
         .route("/healthz", get(api::healthz))
         .route("/sitemap.xml", get(pages::sitemap))
         .route("/static/{file}", get(assets::serve))
@@ -119,6 +127,8 @@ pub fn routes(site: Arc<Site>) -> Router {
         .route("/api/entries/{id}/bibtex", get(api::bibtex))
         .route("/api/taxonomy", get(api::taxonomy))
         .route("/api/stats", get(api::stats))
+        .route("/api/runs", get(runs::api_index))
+        .route("/api/runs/{name}", get(runs::api_show))
         .route("/api/openapi.json", get(api::openapi))
         .merge(book)
         .fallback(fallback)

@@ -203,11 +203,18 @@ async fn the_openapi_document_lists_exactly_the_api_routes() {
     documented.sort();
     mounted.sort();
     assert_eq!(documented, mounted);
-    // And every listed route is really mounted (a concrete id stands in for {id}).
+    // And every listed route is really mounted (a concrete id stands in for {id}, a test run for {name}).
+    let (dir, site) = site_with_runs();
     for route in API_ROUTES {
-        let r = get(&route.replace("{id}", "dpo")).await;
+        let uri = route.replace("{id}", "dpo").replace("{name}", "dpo-toy");
+        let r = call(
+            routes(site.clone()),
+            Request::get(&uri).body(Body::empty()).unwrap(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{route}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -334,6 +341,7 @@ async fn a_book_directory_is_served_without_escaping_it() {
             Catalog::embedded().unwrap(),
             SiteOptions {
                 book_dir: Some(dir.join("book")),
+                runs_dir: None,
             },
         )
         .unwrap(),
@@ -436,4 +444,120 @@ async fn random_query_strings_never_give_a_server_error() {
             r.status
         );
     }
+}
+
+/// A runs directory with one run (`dpo-toy`: summary, config, metrics, a plot), a broken one, and a site over it.
+fn site_with_runs() -> (std::path::PathBuf, Arc<Site>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rice-runs-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let run = dir.join("dpo-toy");
+    std::fs::create_dir_all(run.join("plots")).unwrap();
+    std::fs::write(
+        run.join("summary.json"),
+        r#"{"method": "dpo", "steps": 200, "win_rate": 0.71}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        run.join("config.toml"),
+        "beta = 0.1\nlearning_rate = 5e-4\n",
+    )
+    .unwrap();
+    let metrics: String = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"step\": {i}, \"loss\": {:.3}}}\n",
+                0.69 - i as f64 * 0.01
+            )
+        })
+        .collect();
+    std::fs::write(run.join("metrics.jsonl"), metrics + "not json\n").unwrap();
+    std::fs::write(
+        run.join("plots/loss.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("empty-dir")).unwrap();
+    std::fs::write(dir.join("secret.txt"), "outside").unwrap();
+    let options = SiteOptions {
+        book_dir: None,
+        runs_dir: Some(dir.clone()),
+    };
+    (
+        dir,
+        Arc::new(Site::new(Catalog::embedded().unwrap(), options).unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn runs_are_listed_and_shown_from_the_runs_directory() {
+    let (dir, site) = site_with_runs();
+    let page = |uri: &str| {
+        call(
+            routes(site.clone()),
+            Request::get(uri).body(Body::empty()).unwrap(),
+        )
+    };
+    let r = page("/runs").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("href=\"/runs/dpo-toy\"") && r.body.contains("win_rate: 0.71"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("empty-dir"),
+        "a directory without summary or metrics is not a run"
+    );
+
+    let r = page("/runs/dpo-toy").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("The last 20 of 30 rows"),
+        "bad metrics lines are skipped"
+    );
+    assert!(r.body.contains("<img src=\"/runs/dpo-toy/plots/loss.svg\""));
+    assert!(r.body.contains("learning_rate = 5e-4"));
+
+    let r = page("/runs/dpo-toy/plots/loss.svg").await;
+    assert_eq!(r.content_type, "image/svg+xml");
+    assert_eq!(
+        r.headers["content-security-policy"], "default-src 'none'; style-src 'unsafe-inline'",
+        "scripts in SVG never run"
+    );
+
+    let v = page("/api/runs").await.json();
+    assert_eq!(v["total"], 1);
+    let v = page("/api/runs/dpo-toy").await.json();
+    assert_eq!(v["metrics"].as_array().unwrap().len(), 30);
+    assert_eq!(v["summary"]["method"], "dpo");
+
+    for uri in [
+        "/runs/nope",
+        "/runs/..",
+        "/runs/.%2e",
+        "/runs/dpo-toy/plots/..%2f..%2fsecret.txt",
+        "/runs/dpo-toy/plots/loss.txt",
+        "/api/runs/empty-dir",
+    ] {
+        let r = page(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(!r.body.contains("outside"), "{uri}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn runs_without_a_runs_directory_explain_how_to_get_one() {
+    let r = get("/runs").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("rice serve --runs DIR"));
+    assert_eq!(
+        get("/api/runs/anything").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
