@@ -2,9 +2,12 @@
 
 mod build_cmd;
 mod catalog_cmd;
+mod lm_cmd;
 mod output;
+mod run_cmd;
 mod search_cmd;
 mod serve_cmd;
+mod toyworld_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,15 @@ enum Command {
     Search(search_cmd::SearchArgs),
     /// Build the site's artefacts (today: the search index) into a directory.
     Build(build_cmd::BuildArgs),
+    /// Run a reference implementation (pre-training, SFT, …); each writes a run directory.
+    #[command(subcommand)]
+    Run(run_cmd::RunCommand),
+    /// Use a model directory: generate text, or score a completion.
+    #[command(subcommand)]
+    Lm(lm_cmd::LmCommand),
+    /// Generate the toy world's datasets and tokenizer, or score responses with its exact oracle.
+    #[command(subcommand)]
+    Toyworld(toyworld_cmd::ToyworldCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +66,9 @@ fn main() -> ExitCode {
         Command::Build(args) => {
             catalog_cmd::load(dir).and_then(|catalog| build_cmd::run(args, &catalog))
         }
+        Command::Toyworld(command) => toyworld_cmd::run(command),
+        Command::Run(command) => run_cmd::run(command),
+        Command::Lm(command) => lm_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,232 @@
+//! Hugging Face model directories: `config.json` + `model.safetensors` (or sharded `model-0000x-of-0000y.safetensors`
+//! with `model.safetensors.index.json`), and `tokenizer.json` / `generation_config.json` when present.
+//!
+//! Saving writes every file under a temporary name and renames it into place, so a reader (or a crash) never sees a
+//! half-written checkpoint file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::model::{CausalLm, Config};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid config.json: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = temp_name(path);
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Reads and validates `dir/config.json`.
+pub fn read_config(dir: &Path) -> Result<Config, CheckpointError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let cfg: Config = serde_json::from_str(&text).map_err(|e| CheckpointError::Config {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    cfg.validate()
+        .map_err(|message| CheckpointError::Config { path, message })?;
+    Ok(cfg)
+}
+
+/// Every tensor of the checkpoint's weight files, by name.
+pub fn read_weights(
+    dir: &Path,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<PathBuf> = if single.is_file() {
+        vec![single]
+    } else if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(io(&index))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| CheckpointError::Weights {
+                path: index.clone(),
+                message: e.to_string(),
+            })?;
+        let map = json["weight_map"]
+            .as_object()
+            .ok_or_else(|| CheckpointError::Weights {
+                path: index.clone(),
+                message: "no `weight_map` object".into(),
+            })?;
+        let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| dir.join(n)).collect()
+    } else {
+        return Err(CheckpointError::Weights {
+            path: dir.to_owned(),
+            message: "no model.safetensors or model.safetensors.index.json".into(),
+        });
+    };
+    let mut all = HashMap::new();
+    for file in files {
+        let tensors = candle_core::safetensors::load(&file, device).map_err(|e| {
+            CheckpointError::Weights {
+                path: file.clone(),
+                message: format!("cannot read safetensors: {e}"),
+            }
+        })?;
+        all.extend(tensors);
+    }
+    Ok(all)
+}
+
+/// A model and the variables that hold its weights (for training).
+pub struct Loaded {
+    pub model: CausalLm,
+    pub vars: VarMap,
+    /// Tensors in the files that the model does not use (e.g. a tied `lm_head.weight`, rotary buffers).
+    pub unused: Vec<String>,
+}
+
+/// Builds the model of `cfg` with fresh weights, reproducibly from `seed`: matrices and embeddings from
+/// N(0, 0.02²) as Hugging Face initialises Llama/Qwen2, biases at 0, norm weights at 1.
+pub fn init(
+    cfg: &Config,
+    dtype: DType,
+    device: &Device,
+    seed: u64,
+) -> Result<Loaded, CheckpointError> {
+    let vars = VarMap::new();
+    let model = CausalLm::new(cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
+    {
+        let data = vars
+            .data()
+            .lock()
+            .expect("the var map lock is not poisoned");
+        for (name, var) in data.iter() {
+            let n = var.elem_count();
+            let values: Vec<f32> = if name.ends_with("norm.weight") {
+                vec![1.0; n]
+            } else if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                let mut rng = crate::rng::Rng::derive(seed, name);
+                (0..n).map(|_| (rng.normal() * 0.02) as f32).collect()
+            };
+            var.set(&Tensor::from_vec(values, var.dims(), device)?.to_dtype(dtype)?)?;
+        }
+    }
+    Ok(Loaded {
+        model,
+        vars,
+        unused: Vec::new(),
+    })
+}
+
+/// Loads a Hugging Face directory into trainable variables.
+pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Loaded, CheckpointError> {
+    let cfg = read_config(dir)?;
+    let vars = VarMap::new();
+    let model = CausalLm::new(&cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
+    let mut weights = read_weights(dir, device)?;
+    let mut missing = Vec::new();
+    {
+        let data = vars
+            .data()
+            .lock()
+            .expect("the var map lock is not poisoned");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            match weights.remove(name) {
+                Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(dtype)?)?,
+                Some(t) => {
+                    return Err(CheckpointError::Weights {
+                        path: dir.to_owned(),
+                        message: format!(
+                            "`{name}` has shape {:?} in the file but {:?} in config.json",
+                            t.dims(),
+                            var.dims()
+                        ),
+                    });
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(CheckpointError::Weights {
+            path: dir.to_owned(),
+            message: format!(
+                "missing tensors: {} (does config.json match the weights?)",
+                missing.join(", ")
+            ),
+        });
+    }
+    let mut unused: Vec<String> = weights.into_keys().collect();
+    unused.sort();
+    Ok(Loaded {
+        model,
+        vars,
+        unused,
+    })
+}
+
+/// Saves `vars` and `cfg` as a Hugging Face directory (created if needed), copying `tokenizer` when given.
+pub fn save(
+    dir: &Path,
+    cfg: &Config,
+    vars: &VarMap,
+    tokenizer: Option<&Path>,
+) -> Result<(), CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let config = serde_json::to_vec_pretty(&cfg.to_hf_json()).expect("a config serialises");
+    write_atomic(&dir.join("config.json"), &config)?;
+    let weights = dir.join("model.safetensors");
+    let tmp = temp_name(&weights);
+    let tensors: HashMap<String, Tensor> = {
+        let data = vars
+            .data()
+            .lock()
+            .expect("the var map lock is not poisoned");
+        data.iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
+    };
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+    if let Some(tokenizer) = tokenizer {
+        let bytes = std::fs::read(tokenizer).map_err(io(tokenizer))?;
+        write_atomic(&dir.join("tokenizer.json"), &bytes)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! `rice-lm`: the language-model engine under every RICE Atlas reference implementation.
+//!
+//! What it is for: a decoder-only transformer (Llama / Qwen2 family) that trains on CPU and GPU with candle —
+//! every op differentiable, logits for every position, a KV cache for generation — and that reads and writes Hugging
+//! Face checkpoint directories, so a model trained here opens in other tools and the reverse.
+//!
+//! What it is not for: any alignment method. Method crates (`rice-rlhf`, `rice-dpo`, …) hold their losses and loops
+//! and share this engine; this crate knows no method.
+//!
+//! Map: `model` (the transformer), `checkpoint` (Hugging Face directories), `optim` (AdamW, schedule, clipping),
+//! `trainer` (the loop, checkpoints, resume), `text` (tokenizer, chat templates, dataset readers, batching, log-probs),
+//! `generate` (KV-cache decoding and sampling), `rng` (seeded randomness).
+
+pub mod checkpoint;
+pub mod generate;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod run;
+pub mod text;
+pub mod trainer;
+
+pub use checkpoint::{CheckpointError, Loaded};
+pub use model::{CausalLm, Config, KvCache};
+
+/// A tiny configuration for tests and examples: 2 layers, hidden 32, 4 query heads over 2 key/value heads.
+pub fn tiny_config(vocab_size: usize) -> Config {
+    Config {
+        vocab_size,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        max_position_embeddings: 128,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        attention_bias: None,
+        model_type: "qwen2".into(),
+        bos_token_id: None,
+        eos_token_id: None,
+    }
+}

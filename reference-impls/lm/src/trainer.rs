@@ -1,0 +1,452 @@
+//! The training loop every method shares: gradient accumulation, clipping, AdamW with warmup + cosine, periodic
+//! evaluation, `metrics.jsonl`, progress, atomic checkpoints with resume, and a guard against NaN/inf.
+//!
+//! A method supplies a [`TrainTask`]: the loss of micro-batch `(step, micro)` — deterministic in those two numbers,
+//! so that a resumed run sees exactly the data it would have seen — and an evaluation.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Result as CandleResult, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, CheckpointError, Loaded};
+use crate::optim::{AdamW, AdamWParams, Schedule};
+
+/// Every setting of the loop, with defaults in [`TrainConfig::default`]. Written into the run's `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer updates.
+    pub steps: u64,
+    pub lr: f64,
+    pub warmup_steps: u64,
+    /// The cosine schedule ends at `lr · min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    /// Micro-batches per update (their gradients are averaged).
+    pub accumulation: usize,
+    /// Clip the global gradient norm to this (0 turns clipping off).
+    pub max_grad_norm: f64,
+    pub optimizer: AdamWParams,
+    pub log_every: u64,
+    /// Evaluate every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub save_every: u64,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 100,
+            lr: 1e-3,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            accumulation: 1,
+            max_grad_norm: 1.0,
+            optimizer: AdamWParams::default(),
+            log_every: 10,
+            eval_every: 0,
+            save_every: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects settings that cannot train, naming the setting.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("`{name}` must be positive, got {v}"))
+            }
+        };
+        positive("lr", self.lr)?;
+        if self.steps == 0 {
+            return Err("`steps` must be at least 1".into());
+        }
+        if self.accumulation == 0 {
+            return Err("`accumulation` must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return Err(format!(
+                "`min_lr_ratio` must be in [0, 1], got {}",
+                self.min_lr_ratio
+            ));
+        }
+        if self.max_grad_norm < 0.0 || !self.max_grad_norm.is_finite() {
+            return Err(format!(
+                "`max_grad_norm` must be ≥ 0, got {}",
+                self.max_grad_norm
+            ));
+        }
+        let o = &self.optimizer;
+        if !(0.0..1.0).contains(&o.beta1)
+            || !(0.0..1.0).contains(&o.beta2)
+            || o.eps < 0.0
+            || o.weight_decay < 0.0
+        {
+            return Err("optimizer: betas must be in [0, 1), eps and weight_decay ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// One micro-batch's loss and how many tokens it trained on.
+pub struct StepOutput {
+    pub loss: Tensor,
+    pub tokens: usize,
+}
+
+pub trait TrainTask {
+    /// The loss of micro-batch `micro` of update `step`. Must be deterministic in `(step, micro)`.
+    fn loss(
+        &mut self,
+        model: &crate::CausalLm,
+        step: u64,
+        micro: usize,
+    ) -> CandleResult<StepOutput>;
+    /// Metrics on held-out data, e.g. `eval_loss`; prefixed with `eval/` nowhere — use clear names.
+    fn evaluate(
+        &mut self,
+        model: &crate::CausalLm,
+        step: u64,
+    ) -> CandleResult<BTreeMap<String, f64>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the loss became {value} at step {step}; training stopped. {kept} Try a lower learning rate (now {lr:e}) or \
+         a smaller max_grad_norm."
+    )]
+    NonFinite {
+        step: u64,
+        value: f64,
+        lr: f64,
+        kept: String,
+    },
+}
+
+/// What the loop did, for the run's summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TrainReport {
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub tokens: u64,
+    pub final_loss: f64,
+    pub first_loss: Option<f64>,
+    pub seconds: f64,
+    pub tokens_per_second: f64,
+    pub eval: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainerState {
+    step: u64,
+    tokens: u64,
+}
+
+/// `run_dir/checkpoint`: a Hugging Face directory plus `optimizer.safetensors` and `trainer_state.json`.
+pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoint")
+}
+
+/// Trains `loaded` (whose model has `model_cfg`) in `run_dir`. With `resume`, continues from `run_dir/checkpoint`
+/// when one exists. `tokenizer` is copied into every checkpoint.
+pub fn train(
+    run_dir: &Path,
+    loaded: &Loaded,
+    cfg: &TrainConfig,
+    task: &mut impl TrainTask,
+    tokenizer: Option<&Path>,
+    resume: bool,
+) -> Result<TrainReport, TrainError> {
+    cfg.validate().map_err(TrainError::Config)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TrainError::Io { path, source }
+    };
+    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    let model_cfg = loaded.model.config().clone();
+    let mut opt = AdamW::new(&loaded.vars, cfg.optimizer.clone())?;
+    let schedule = Schedule {
+        lr: cfg.lr,
+        warmup: cfg.warmup_steps,
+        total: cfg.steps,
+        min_ratio: cfg.min_lr_ratio,
+    };
+    let metrics_path = run_dir.join("metrics.jsonl");
+
+    let mut start = 0;
+    let mut tokens: u64 = 0;
+    let mut report = TrainReport::default();
+    let ckpt = checkpoint_dir(run_dir);
+    if resume && ckpt.join("trainer_state.json").is_file() {
+        let state: TrainerState = read_json(&ckpt.join("trainer_state.json"))?;
+        load_into(&ckpt, loaded)?;
+        let moments = candle_core::safetensors::load(
+            ckpt.join("optimizer.safetensors"),
+            &loaded.model_device(),
+        )?;
+        opt.restore(&moments, state.step)?;
+        start = state.step;
+        tokens = state.tokens;
+        report.resumed_from = Some(start);
+        truncate_metrics(&metrics_path, start)?;
+    } else if metrics_path.exists() {
+        std::fs::remove_file(&metrics_path).map_err(io(&metrics_path))?;
+    }
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(io(&metrics_path))?;
+    let mut last_saved = report.resumed_from;
+
+    let started = Instant::now();
+    let tokens_at_start = tokens;
+    let progress = Progress::new(cfg.steps);
+    let mut last_loss = f64::NAN;
+    for step in start..cfg.steps {
+        let lr = schedule.at(step);
+        // Accumulate: sum the micro-batch gradients, then average through the update's scale.
+        let mut total_loss = 0.0;
+        let mut grads: Option<candle_core::backprop::GradStore> = None;
+        for micro in 0..cfg.accumulation {
+            let out = task.loss(&loaded.model, step, micro)?;
+            let value = out
+                .loss
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
+            if !value.is_finite() {
+                let kept = match last_saved {
+                    Some(s) => format!(
+                        "The last good checkpoint (step {s}) is kept in {}.",
+                        ckpt.display()
+                    ),
+                    None => "No checkpoint had been written yet.".to_owned(),
+                };
+                return Err(TrainError::NonFinite {
+                    step,
+                    value,
+                    lr,
+                    kept,
+                });
+            }
+            total_loss += value;
+            tokens += out.tokens as u64;
+            let g = out.loss.backward()?;
+            grads = Some(match grads {
+                None => g,
+                Some(mut acc) => {
+                    for var in loaded.vars.all_vars() {
+                        if let Some(new) = g.get(var.as_tensor()) {
+                            let sum = match acc.get(var.as_tensor()) {
+                                Some(old) => (old + new)?,
+                                None => new.clone(),
+                            };
+                            acc.insert(var.as_tensor(), sum);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        let grads = grads.expect("accumulation ≥ 1");
+        let average = 1.0 / cfg.accumulation as f64;
+        let norm = opt.grad_norm(&grads)? * average;
+        let clip = if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
+            cfg.max_grad_norm / norm
+        } else {
+            1.0
+        };
+        opt.update(&grads, lr, average * clip)?;
+        let loss = total_loss / cfg.accumulation as f64;
+        report.first_loss.get_or_insert(loss);
+        last_loss = loss;
+        let done = step + 1;
+
+        let mut row = serde_json::json!({ "step": done, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": tokens });
+        let evaluate = (cfg.eval_every > 0 && done.is_multiple_of(cfg.eval_every)) || done == cfg.steps;
+        if evaluate {
+            let eval = task.evaluate(&loaded.model, done)?;
+            for (k, v) in &eval {
+                row[k] = serde_json::json!(v);
+            }
+            report.eval = eval;
+        }
+        if evaluate || done.is_multiple_of(cfg.log_every.max(1)) || done == start + 1 {
+            writeln!(metrics, "{row}").map_err(io(&metrics_path))?;
+            metrics.flush().map_err(io(&metrics_path))?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        progress.show(
+            done,
+            loss,
+            (tokens - tokens_at_start) as f64 / elapsed.max(1e-9),
+            elapsed,
+            start,
+        );
+        if (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every)) || done == cfg.steps {
+            save_checkpoint(run_dir, loaded, &model_cfg, &opt, done, tokens, tokenizer)?;
+            last_saved = Some(done);
+        }
+    }
+    progress.finish();
+    report.steps = cfg.steps;
+    report.tokens = tokens;
+    report.final_loss = last_loss;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.tokens_per_second = (tokens - tokens_at_start) as f64 / report.seconds.max(1e-9);
+    Ok(report)
+}
+
+impl Loaded {
+    fn model_device(&self) -> candle_core::Device {
+        self.vars
+            .all_vars()
+            .first()
+            .map(|v| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu)
+    }
+}
+
+/// Loads the weights of checkpoint directory `dir` into the variables of `loaded`.
+fn load_into(dir: &Path, loaded: &Loaded) -> Result<(), TrainError> {
+    let weights = checkpoint::read_weights(dir, &loaded.model_device())?;
+    let data = loaded
+        .vars
+        .data()
+        .lock()
+        .expect("the var map lock is not poisoned");
+    for (name, var) in data.iter() {
+        let t = weights.get(name).ok_or_else(|| CheckpointError::Weights {
+            path: dir.to_owned(),
+            message: format!("the checkpoint has no `{name}`"),
+        })?;
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// Writes the checkpoint next to the old one and swaps it in, so a kill at any moment leaves one complete checkpoint.
+fn save_checkpoint(
+    run_dir: &Path,
+    loaded: &Loaded,
+    model_cfg: &crate::Config,
+    opt: &AdamW,
+    step: u64,
+    tokens: u64,
+    tokenizer: Option<&Path>,
+) -> Result<(), TrainError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TrainError::Io { path, source }
+    };
+    let final_dir = checkpoint_dir(run_dir);
+    let tmp = run_dir.join(format!(".checkpoint.tmp-{}", std::process::id()));
+    let old = run_dir.join(format!(".checkpoint.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    checkpoint::save(&tmp, model_cfg, &loaded.vars, tokenizer)?;
+    candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
+    let state =
+        serde_json::to_vec_pretty(&TrainerState { step, tokens }).expect("state serialises");
+    std::fs::write(tmp.join("trainer_state.json"), state).map_err(io(&tmp))?;
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old).map_err(io(&final_dir))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+}
+
+/// Drops metric rows written after `step` (they belong to the part of the run that the resume replays).
+fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A one-line progress display on a terminal; plain lines (every 10%) otherwise.
+struct Progress {
+    total: u64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        Progress {
+            total,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, step: u64, loss: f64, tokens_per_second: f64, elapsed: f64, start: u64) {
+        let done = (step - start) as f64;
+        let remaining = (self.total - step) as f64 * elapsed / done.max(1.0);
+        let line = format!(
+            "step {step}/{} · loss {loss:.4} · {tokens_per_second:.0} tok/s · ETA {}",
+            self.total,
+            format_seconds(remaining)
+        );
+        if self.terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else if step == self.total || step.is_multiple_of((self.total / 10).max(1)) {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
+
+fn format_seconds(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}

@@ -1,0 +1,244 @@
+//! The model's contract: gradients reach every parameter, the KV-cache path equals the full forward pass, padding
+//! changes nothing for real tokens, and checkpoints round-trip bit-exactly.
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use rice_lm::{KvCache, checkpoint, tiny_config};
+
+fn ids(device: &Device) -> Tensor {
+    Tensor::new(
+        &[[3u32, 17, 42, 5, 9, 11, 2, 30], [7, 7, 8, 1, 0, 4, 19, 25]],
+        device,
+    )
+    .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn a_gradient_reaches_every_parameter() {
+    let device = Device::Cpu;
+    for tie in [false, true] {
+        let mut cfg = tiny_config(50);
+        cfg.tie_word_embeddings = tie;
+        let loaded = checkpoint::init(&cfg, DType::F32, &device, 7).unwrap();
+        let ids = ids(&device);
+        let logits = loaded.model.forward(&ids, None).unwrap();
+        assert_eq!(logits.dims(), &[2, 8, 50], "logits for every position");
+        // Next-token loss over all positions.
+        let inputs = logits.i((.., ..7, ..)).unwrap().reshape((14, 50)).unwrap();
+        let targets = ids.i((.., 1..)).unwrap().reshape(14).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&inputs, &targets).unwrap();
+        let grads = loss.backward().unwrap();
+        let vars = loaded.vars.data().lock().unwrap();
+        assert!(!vars.is_empty());
+        for (name, var) in vars.iter() {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name} (tied: {tie})"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{name}: gradient norm {norm}"
+            );
+        }
+        let expected = if tie { 2 + 2 * 12 } else { 3 + 2 * 12 };
+        assert_eq!(
+            vars.len(),
+            expected,
+            "embed, norm, (lm_head), and 12 tensors per layer with QKV bias"
+        );
+    }
+}
+
+#[test]
+fn kv_cache_decoding_matches_the_full_forward() {
+    let device = Device::Cpu;
+    let loaded = checkpoint::init(&tiny_config(50), DType::F32, &device, 7).unwrap();
+    let ids = ids(&device);
+    let full = loaded.model.forward(&ids, None).unwrap();
+    let mut cache = KvCache::new(loaded.model.config());
+    // A prompt of 5 tokens at once, then one token at a time.
+    let mut pieces = vec![
+        loaded
+            .model
+            .forward_cached(&ids.i((.., ..5)).unwrap(), &mut cache)
+            .unwrap(),
+    ];
+    for t in 5..8 {
+        pieces.push(
+            loaded
+                .model
+                .forward_cached(&ids.i((.., t..t + 1)).unwrap(), &mut cache)
+                .unwrap(),
+        );
+    }
+    assert_eq!(cache.len(), 8);
+    let incremental = Tensor::cat(&pieces, 1).unwrap();
+    let diff = max_abs_diff(&full, &incremental);
+    assert!(diff < 1e-4, "max |Δlogit| = {diff}");
+}
+
+#[test]
+fn right_padding_does_not_change_the_real_positions() {
+    let device = Device::Cpu;
+    let loaded = checkpoint::init(&tiny_config(50), DType::F32, &device, 7).unwrap();
+    let short = Tensor::new(&[[3u32, 17, 42, 5]], &device).unwrap();
+    let alone = loaded.model.forward(&short, None).unwrap();
+    let padded_ids = Tensor::new(&[[3u32, 17, 42, 5, 0, 0], [1, 2, 3, 4, 5, 6]], &device).unwrap();
+    let padding = Tensor::new(&[[1u8, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &device).unwrap();
+    let batch = loaded.model.forward(&padded_ids, Some(&padding)).unwrap();
+    let diff = max_abs_diff(&alone, &batch.i((0..1, ..4, ..)).unwrap());
+    assert!(diff < 1e-5, "max |Δlogit| = {diff}");
+}
+
+#[test]
+fn a_checkpoint_round_trips_bit_exactly() {
+    let device = Device::Cpu;
+    let cfg = tiny_config(50);
+    let original = checkpoint::init(&cfg, DType::F32, &device, 7).unwrap();
+    let dir = std::env::temp_dir().join(format!("rice-lm-ckpt-{}", std::process::id()));
+    checkpoint::save(&dir, &cfg, &original.vars, None).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "Qwen2ForCausalLM");
+    let loaded = checkpoint::load(&dir, DType::F32, &device).unwrap();
+    assert!(loaded.unused.is_empty());
+    let a = original.vars.data().lock().unwrap();
+    let b = loaded.vars.data().lock().unwrap();
+    assert_eq!(a.len(), b.len());
+    for (name, var) in a.iter() {
+        let x: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = b[name]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(
+            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name} changed"
+        );
+    }
+    drop((a, b));
+    let ids = ids(&device);
+    let diff = max_abs_diff(
+        &original.model.forward(&ids, None).unwrap(),
+        &loaded.model.forward(&ids, None).unwrap(),
+    );
+    assert_eq!(diff, 0.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_checkpoints_get_errors_that_name_the_file() {
+    let device = Device::Cpu;
+    let dir = std::env::temp_dir().join(format!("rice-lm-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = checkpoint::load(&dir, DType::F32, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("config.json"), "{err}");
+    std::fs::write(dir.join("config.json"), r#"{"vocab_size": 50, "hidden_size": 30, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 4}"#).unwrap();
+    let err = checkpoint::load(&dir, DType::F32, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a multiple"), "{err}");
+    let cfg = tiny_config(50);
+    let other = checkpoint::init(&tiny_config(60), DType::F32, &device, 7).unwrap();
+    checkpoint::save(&dir, &tiny_config(60), &other.vars, None).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec(&cfg.to_hf_json()).unwrap(),
+    )
+    .unwrap();
+    let err = checkpoint::load(&dir, DType::F32, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("has shape [60, 32] in the file but [50, 32]"),
+        "{err}"
+    );
+    std::fs::write(dir.join("model.safetensors"), b"truncated").unwrap();
+    let err = checkpoint::load(&dir, DType::F32, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("cannot read"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The analytic gradient agrees with a central finite difference (f64) for entries of several parameters.
+#[test]
+fn gradients_agree_with_finite_differences() {
+    let device = Device::Cpu;
+    let cfg = tiny_config(30);
+    let loaded = checkpoint::init(&cfg, DType::F64, &device, 7).unwrap();
+    let ids = Tensor::new(&[[3u32, 17, 22, 5, 9, 11]], &device).unwrap();
+    let loss = |model: &rice_lm::CausalLm| {
+        let logits = model.forward(&ids, None).unwrap();
+        let inputs = logits.i((.., ..5, ..)).unwrap().reshape((5, 30)).unwrap();
+        let targets = ids.i((.., 1..)).unwrap().reshape(5).unwrap();
+        candle_nn::loss::cross_entropy(&inputs, &targets).unwrap()
+    };
+    let grads = loss(&loaded.model).backward().unwrap();
+    let vars = loaded.vars.data().lock().unwrap();
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.k_proj.bias",
+        "model.layers.1.mlp.gate_proj.weight",
+        "model.layers.1.input_layernorm.weight",
+        "model.norm.weight",
+        "lm_head.weight",
+    ] {
+        let var = &vars[name];
+        let analytic: Vec<f64> = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let original: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let index = original.len() / 3 + 1;
+        let h = 1e-5;
+        let at = |delta: f64| {
+            let mut values = original.clone();
+            values[index] += delta;
+            var.set(&Tensor::from_vec(values, var.dims(), &device).unwrap())
+                .unwrap();
+            loss(&loaded.model).to_scalar::<f64>().unwrap()
+        };
+        let numeric = (at(h) - at(-h)) / (2.0 * h);
+        at(0.0);
+        let a = analytic[index];
+        let relative = (a - numeric).abs() / a.abs().max(numeric.abs()).max(1e-8);
+        assert!(
+            relative < 1e-4,
+            "{name}[{index}]: analytic {a:e}, numeric {numeric:e}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Batching and masks, log-probabilities, dataset readers' errors, chat templates.
+
+use candle_core::{DType, Device, Tensor};
+use rice_lm::text::{
+    Encoded, PreferencePair, SafetyPair, Template, batch, read_jsonl, read_sft, response_nll,
+    sequence_logprobs, token_logprobs,
+};
+use rice_lm::{checkpoint, tiny_config};
+
+#[test]
+fn batches_pad_right_and_mask_only_response_tokens() {
+    let items = [
+        Encoded {
+            prompt: vec![1, 2, 3],
+            response: vec![4, 5],
+        },
+        Encoded {
+            prompt: vec![6],
+            response: vec![7, 8, 9],
+        },
+    ];
+    let b = batch(&items, 0, 16, &Device::Cpu).unwrap();
+    assert_eq!(
+        b.ids.to_vec2::<u32>().unwrap(),
+        vec![vec![1, 2, 3, 4, 5], vec![6, 7, 8, 9, 0]]
+    );
+    assert_eq!(
+        b.padding.to_vec2::<u8>().unwrap(),
+        vec![vec![1, 1, 1, 1, 1], vec![1, 1, 1, 1, 0]]
+    );
+    // Position j predicts token j + 1; only response tokens count.
+    assert_eq!(
+        b.response_mask.to_vec2::<f32>().unwrap(),
+        vec![vec![0., 0., 1., 1.], vec![1., 1., 1., 0.]]
+    );
+    assert_eq!(b.tokens, 5);
+}
+
+#[test]
+fn long_examples_lose_the_start_of_the_prompt_first() {
+    let items = [Encoded {
+        prompt: vec![1, 2, 3, 4, 5, 6],
+        response: vec![7, 8],
+    }];
+    let b = batch(&items, 0, 5, &Device::Cpu).unwrap();
+    assert_eq!(b.ids.to_vec2::<u32>().unwrap(), vec![vec![4, 5, 6, 7, 8]]);
+    assert_eq!(b.tokens, 2);
+}
+
+#[test]
+fn log_probabilities_are_normalised_and_losses_agree() {
+    let device = Device::Cpu;
+    let loaded = checkpoint::init(&tiny_config(20), DType::F32, &device, 3).unwrap();
+    let items = [
+        Encoded {
+            prompt: vec![1, 2],
+            response: vec![3, 4, 5],
+        },
+        Encoded {
+            prompt: vec![6, 7, 8],
+            response: vec![9],
+        },
+    ];
+    let b = batch(&items, 0, 16, &device).unwrap();
+    let logits = loaded.model.forward(&b.ids, Some(&b.padding)).unwrap();
+    let lp = token_logprobs(&logits, &b.ids).unwrap();
+    assert_eq!(lp.dims(), &[2, 4]);
+    assert!(
+        lp.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .all(|x| *x <= 0.0)
+    );
+    let per_sequence = sequence_logprobs(&logits, &b)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let nll = response_nll(&logits, &b)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let expected = -(per_sequence[0] + per_sequence[1]) / 4.0;
+    assert!((nll - expected).abs() < 1e-5, "{nll} vs {expected}");
+    // The loss reaches the weights.
+    let grads = response_nll(&logits, &b).unwrap().backward().unwrap();
+    let var = loaded.vars.data().lock().unwrap()["model.embed_tokens.weight"].clone();
+    assert!(grads.get(var.as_tensor()).is_some());
+    let _ = Tensor::zeros(1, DType::F32, &device);
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("rice-lm-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn dataset_errors_name_the_file_line_and_field() {
+    let path = write(
+        "pairs.jsonl",
+        "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\",\"extra\":1}\n\n{\"prompt\":\"p\",\"chosen\":\"a\"}\n",
+    );
+    let err = read_jsonl::<PreferencePair>(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{}:3:", path.display())) && err.contains("missing field `rejected`"),
+        "{err}"
+    );
+    let path = write("bad-utf8.jsonl", "{\"prompt\":\"\u{e9}\"}\n");
+    std::fs::write(&path, b"{\"prompt\":\"\xff\"}\n").unwrap();
+    let err = read_jsonl::<PreferencePair>(&path).unwrap_err().to_string();
+    assert!(err.contains(":1:") && err.contains("UTF-8"), "{err}");
+    let path = write(
+        "safety.jsonl",
+        "{\"prompt\":\"p\",\"response_0\":\"a\",\"response_1\":\"b\",\"better_response_id\":1,\"safer_response_id\":0,\"is_response_0_safe\":true,\"is_response_1_safe\":\"no\"}\n",
+    );
+    let err = read_jsonl::<SafetyPair>(&path).unwrap_err().to_string();
+    assert!(err.contains("invalid type"), "{err}");
+    let path = write("empty.jsonl", "\n\n");
+    assert!(
+        read_jsonl::<PreferencePair>(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("no usable records")
+    );
+}
+
+#[test]
+fn sft_reads_prompt_completion_and_messages() {
+    let path = write(
+        "sft.jsonl",
+        "{\"prompt\":\"2+2?\",\"completion\":\"4.\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n",
+    );
+    let examples = read_sft(&path).unwrap();
+    assert_eq!(examples[1].prompt, "hi");
+    assert_eq!(examples[1].completion, "hello");
+    let path = write(
+        "sft-bad.jsonl",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n",
+    );
+    assert!(
+        read_sft(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("must end with an assistant turn")
+    );
+}
+
+#[test]
+fn templates_are_byte_exact() {
+    assert_eq!(
+        Template::ChatMl.prompt("Hi"),
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(
+        Template::Pku.prompt("Hi"),
+        "BEGINNING OF CONVERSATION: USER: Hi ASSISTANT:"
+    );
+    assert_eq!(Template::Llama2.prompt("Hi"), "<s>[INST] Hi [/INST] ");
+    assert_eq!(Template::by_name("gemma"), Some(Template::Gemma));
+    assert_eq!(Template::by_name("nope"), None);
+}

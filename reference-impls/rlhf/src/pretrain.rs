@@ -1,0 +1,223 @@
+//! Stage 0 on the toy world: pre-train a small model from scratch on the world's "internet" — encyclopedia
+//! paragraphs and chats answered by the unaligned `base` behaviour — with the plain next-token loss
+//! $\mathcal{L} = -\frac{1}{N}\sum_t \log \pi_\theta(x_{t+1} \mid x_{\le t})$.
+//! The result is the unaligned base model that SFT, DPO and PPO then align.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use rice_lm::rng::Rng;
+use rice_lm::run::{RunDir, line_chart};
+use rice_lm::text::{Encoded, Tokenizer, batch, response_nll};
+use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
+use rice_lm::{CausalLm, checkpoint};
+use rice_toyworld::{Datasets, Size, World};
+use serde::{Deserialize, Serialize};
+
+use crate::toy::{ToyMetrics, evaluate};
+use crate::{RunError, presets};
+
+/// Every setting of a pre-training run; written to the run's `config.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    pub preset: String,
+    pub world_seed: u64,
+    /// `small` or `medium`.
+    pub world_size: String,
+    pub vocab_size: usize,
+    pub batch_size: usize,
+    pub max_len: usize,
+    /// Held-out prompts per family for the oracle evaluation at the end.
+    pub eval_prompts_per_family: usize,
+    pub max_new_tokens: usize,
+    pub train: TrainConfig,
+}
+
+impl PretrainConfig {
+    /// Defaults for a model preset: sized to finish in a few minutes on 2 CPU cores.
+    pub fn preset(preset: &str) -> Option<PretrainConfig> {
+        presets::model(preset, 1)?;
+        let steps = match preset {
+            "toy-xs" => 300,
+            "toy-s" => 500,
+            _ => 800,
+        };
+        Some(PretrainConfig {
+            preset: preset.to_owned(),
+            world_seed: rice_toyworld::DEFAULT_SEED,
+            world_size: "medium".into(),
+            vocab_size: 1024,
+            batch_size: 16,
+            max_len: 128,
+            eval_prompts_per_family: 12,
+            max_new_tokens: 64,
+            train: TrainConfig {
+                steps,
+                lr: 2e-3,
+                warmup_steps: 30,
+                log_every: 10,
+                eval_every: 100,
+                ..TrainConfig::default()
+            },
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PretrainSummary {
+    pub method: &'static str,
+    pub preset: String,
+    pub parameters: usize,
+    pub documents: usize,
+    pub train: TrainReport,
+    /// The base model on held-out prompts: expect a high unsafe rate and imperfect facts and arithmetic.
+    pub oracle: ToyMetrics,
+    pub checkpoint: PathBuf,
+}
+
+struct Task {
+    docs: Vec<Encoded>,
+    held_out: Vec<Encoded>,
+    batch_size: usize,
+    max_len: usize,
+    pad: u32,
+    seed: u64,
+}
+
+impl TrainTask for Task {
+    fn loss(
+        &mut self,
+        model: &CausalLm,
+        step: u64,
+        micro: usize,
+    ) -> candle_core::Result<StepOutput> {
+        let mut rng = Rng::derive(self.seed, &format!("pretrain-batch-{step}-{micro}"));
+        let items: Vec<Encoded> = (0..self.batch_size)
+            .map(|_| self.docs[rng.below(self.docs.len())].clone())
+            .collect();
+        let b =
+            batch(&items, self.pad, self.max_len, &Device::Cpu).map_err(candle_core::Error::msg)?;
+        let logits = model.forward(&b.ids, Some(&b.padding))?;
+        Ok(StepOutput {
+            loss: response_nll(&logits, &b)?,
+            tokens: b.tokens,
+        })
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &CausalLm,
+        _step: u64,
+    ) -> candle_core::Result<BTreeMap<String, f64>> {
+        let b = batch(&self.held_out, self.pad, self.max_len, &Device::Cpu)
+            .map_err(candle_core::Error::msg)?;
+        let loss =
+            response_nll(&model.forward(&b.ids, Some(&b.padding))?, &b)?.to_scalar::<f32>()?;
+        Ok(BTreeMap::from([("eval_loss".to_owned(), f64::from(loss))]))
+    }
+}
+
+pub fn parse_size(name: &str) -> Result<Size, RunError> {
+    match name {
+        "small" => Ok(Size::Small),
+        "medium" => Ok(Size::Medium),
+        other => Err(RunError::Usage(format!(
+            "world_size must be small or medium, got `{other}`"
+        ))),
+    }
+}
+
+/// Pre-trains the base model into `run_dir` (checkpoint in `run_dir/checkpoint`).
+pub fn run(
+    cfg: &PretrainConfig,
+    run_dir: &Path,
+    resume: bool,
+) -> Result<PretrainSummary, RunError> {
+    let dir = RunDir::create(run_dir)?;
+    dir.write_config(cfg)?;
+    let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
+    let data = Datasets::build(&world);
+
+    // The tokenizer is part of the model: trained once on the world's text, kept beside the checkpoint.
+    let tokenizer_path = run_dir.join("tokenizer.json");
+    if !(resume && tokenizer_path.is_file()) {
+        let trained = rice_toyworld::train_tokenizer(data.tokenizer_corpus(), cfg.vocab_size)?;
+        trained
+            .save(&tokenizer_path, false)
+            .map_err(|e| RunError::Usage(format!("{}: {e}", tokenizer_path.display())))?;
+    }
+    let tok = Tokenizer::load(&tokenizer_path)?;
+    let mut model_cfg = presets::model(&cfg.preset, tok.vocab_size()).ok_or_else(|| {
+        RunError::Usage(format!(
+            "unknown preset `{}`; use one of {:?}",
+            cfg.preset,
+            presets::MODEL_PRESETS
+        ))
+    })?;
+    model_cfg.eos_token_id = Some(tok.eos_id);
+    let loaded = checkpoint::init(&model_cfg, DType::F32, &Device::Cpu, cfg.train.seed)?;
+
+    let mut docs = data
+        .pretrain
+        .iter()
+        .map(|r| {
+            Ok(Encoded {
+                prompt: Vec::new(),
+                response: [tok.encode(&r.row.text)?, vec![tok.eos_id]].concat(),
+            })
+        })
+        .collect::<Result<Vec<_>, RunError>>()?;
+    Rng::new(cfg.world_seed).shuffle(&mut docs);
+    let held_out = docs.split_off(docs.len() - (docs.len() / 20).clamp(8, 64));
+    let documents = docs.len();
+    let mut task = Task {
+        docs,
+        held_out,
+        batch_size: cfg.batch_size,
+        max_len: cfg.max_len,
+        pad: tok.pad_id,
+        seed: cfg.train.seed,
+    };
+    let report = train(
+        run_dir,
+        &loaded,
+        &cfg.train,
+        &mut task,
+        Some(&tokenizer_path),
+        resume,
+    )?;
+
+    let oracle = evaluate(
+        &loaded.model,
+        &tok,
+        &world,
+        &data,
+        cfg.eval_prompts_per_family,
+        cfg.max_new_tokens,
+    )?;
+    dir.write_plot(
+        "loss",
+        &line_chart(
+            &format!("Pre-training {} on the toy world", cfg.preset),
+            "step",
+            "next-token loss",
+            &[
+                ("train", dir.metric("loss")),
+                ("held-out", dir.metric("eval_loss")),
+            ],
+        ),
+    )?;
+    let summary = PretrainSummary {
+        method: "pretrain",
+        preset: cfg.preset.clone(),
+        parameters: presets::parameters(&model_cfg),
+        documents,
+        train: report,
+        oracle,
+        checkpoint: rice_lm::trainer::checkpoint_dir(run_dir),
+    };
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}

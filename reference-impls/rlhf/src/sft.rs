@@ -1,0 +1,238 @@
+//! Stage 1: supervised fine-tuning on demonstrations (Ouyang et al., "Training language models to follow
+//! instructions with human feedback", arXiv 2203.02155). The loss counts only the response tokens:
+//! $\mathcal{L}_{\mathrm{SFT}} = -\frac{1}{\sum m}\sum_{i,t} m_{i,t}\log\pi_\theta(y_{i,t} \mid x_i, y_{i,<t})$, with
+//! $m$ masking the prompt ([`rice_lm::text::response_nll`]).
+//!
+//! On the toy world the demonstrations come from the `aligned` behaviour, and the run reports the oracle's verdict
+//! on held-out prompts before and after: SFT should cut the unsafe rate on hazards and raise helpfulness.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use rice_lm::rng::Rng;
+use rice_lm::run::{RunDir, line_chart};
+use rice_lm::text::{Encoded, Template, Tokenizer, batch, read_sft, response_nll};
+use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
+use rice_lm::{CausalLm, checkpoint};
+use rice_toyworld::{Datasets, World};
+use serde::{Deserialize, Serialize};
+
+use crate::RunError;
+use crate::pretrain::parse_size;
+use crate::toy::{ToyMetrics, evaluate};
+
+/// Every setting of an SFT run; written to the run's `config.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json) to start from.
+    pub model: PathBuf,
+    /// JSONL with `prompt`/`completion` or `messages`; empty means the toy world's demonstrations.
+    pub data: Option<PathBuf>,
+    /// Chat template name: plain, llama2, llama3, chatml, gemma, pku.
+    pub template: String,
+    pub world_seed: u64,
+    pub world_size: String,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub eval_prompts_per_family: usize,
+    pub max_new_tokens: usize,
+    pub train: TrainConfig,
+}
+
+impl SftConfig {
+    /// The `toy` preset: start from the toy-s base model and fine-tune on the world's aligned demonstrations.
+    pub fn toy(model: PathBuf) -> SftConfig {
+        SftConfig {
+            model,
+            data: None,
+            template: "chatml".into(),
+            world_seed: rice_toyworld::DEFAULT_SEED,
+            world_size: "medium".into(),
+            batch_size: 16,
+            max_len: 128,
+            eval_prompts_per_family: 12,
+            max_new_tokens: 64,
+            train: TrainConfig {
+                steps: 300,
+                lr: 1e-3,
+                warmup_steps: 20,
+                log_every: 10,
+                eval_every: 100,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SftSummary {
+    pub method: &'static str,
+    pub examples: usize,
+    pub train: TrainReport,
+    /// The starting model on held-out toy prompts (absent with `--data`).
+    pub before: Option<ToyMetrics>,
+    pub after: Option<ToyMetrics>,
+    /// after − before for the headline metrics.
+    pub effect: BTreeMap<String, f64>,
+    pub checkpoint: PathBuf,
+}
+
+struct Task {
+    examples: Vec<Encoded>,
+    held_out: Vec<Encoded>,
+    batch_size: usize,
+    max_len: usize,
+    pad: u32,
+    seed: u64,
+}
+
+impl TrainTask for Task {
+    fn loss(
+        &mut self,
+        model: &CausalLm,
+        step: u64,
+        micro: usize,
+    ) -> candle_core::Result<StepOutput> {
+        let mut rng = Rng::derive(self.seed, &format!("sft-batch-{step}-{micro}"));
+        let items: Vec<Encoded> = (0..self.batch_size)
+            .map(|_| self.examples[rng.below(self.examples.len())].clone())
+            .collect();
+        let b =
+            batch(&items, self.pad, self.max_len, &Device::Cpu).map_err(candle_core::Error::msg)?;
+        let logits = model.forward(&b.ids, Some(&b.padding))?;
+        Ok(StepOutput {
+            loss: response_nll(&logits, &b)?,
+            tokens: b.tokens,
+        })
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &CausalLm,
+        _step: u64,
+    ) -> candle_core::Result<BTreeMap<String, f64>> {
+        let b = batch(&self.held_out, self.pad, self.max_len, &Device::Cpu)
+            .map_err(candle_core::Error::msg)?;
+        let loss =
+            response_nll(&model.forward(&b.ids, Some(&b.padding))?, &b)?.to_scalar::<f32>()?;
+        Ok(BTreeMap::from([("eval_loss".to_owned(), f64::from(loss))]))
+    }
+}
+
+pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, RunError> {
+    let template = Template::by_name(&cfg.template).ok_or_else(|| {
+        let names: Vec<&str> = Template::ALL.iter().map(|(n, _)| *n).collect();
+        RunError::Usage(format!(
+            "unknown template `{}`; use one of {}",
+            cfg.template,
+            names.join(", ")
+        ))
+    })?;
+    let dir = RunDir::create(run_dir)?;
+    dir.write_config(cfg)?;
+    let tokenizer_path = cfg.model.join("tokenizer.json");
+    let tok = Tokenizer::load(&tokenizer_path)?;
+    let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+
+    let toy = if cfg.data.is_none() {
+        let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
+        let data = Datasets::build(&world);
+        Some((world, data))
+    } else {
+        None
+    };
+    let pairs: Vec<(String, String)> = match (&cfg.data, &toy) {
+        (Some(path), _) => read_sft(path)?
+            .into_iter()
+            .map(|e| (e.prompt, e.completion))
+            .collect(),
+        (None, Some((_, data))) => data
+            .sft
+            .iter()
+            .map(|r| (r.row.prompt.clone(), r.row.completion.clone()))
+            .collect(),
+        (None, None) => unreachable!("toy data exists when no file is given"),
+    };
+    let mut examples = pairs
+        .iter()
+        .map(|(p, c)| Encoded::new(&tok, template, p, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Rng::new(cfg.train.seed ^ 0x5f7).shuffle(&mut examples);
+    let held_out = examples
+        .split_off(examples.len() - (examples.len() / 20).clamp(1, 64).min(examples.len() - 1));
+
+    let evaluate_toy = |model: &CausalLm| -> Result<Option<ToyMetrics>, RunError> {
+        match &toy {
+            Some((world, data)) => Ok(Some(evaluate(
+                model,
+                &tok,
+                world,
+                data,
+                cfg.eval_prompts_per_family,
+                cfg.max_new_tokens,
+            )?)),
+            None => Ok(None),
+        }
+    };
+    let before = if resume && rice_lm::trainer::checkpoint_dir(run_dir).exists() {
+        None
+    } else {
+        evaluate_toy(&loaded.model)?
+    };
+    let count = examples.len();
+    let mut task = Task {
+        examples,
+        held_out,
+        batch_size: cfg.batch_size,
+        max_len: cfg.max_len,
+        pad: tok.pad_id,
+        seed: cfg.train.seed,
+    };
+    let report = train(
+        run_dir,
+        &loaded,
+        &cfg.train,
+        &mut task,
+        Some(&tokenizer_path),
+        resume,
+    )?;
+    let after = evaluate_toy(&loaded.model)?;
+
+    let mut effect = BTreeMap::new();
+    if let (Some(b), Some(a)) = (&before, &after) {
+        effect.insert("helpfulness".into(), a.helpfulness - b.helpfulness);
+        effect.insert(
+            "hazard_unsafe_rate".into(),
+            a.hazard_unsafe_rate - b.hazard_unsafe_rate,
+        );
+        effect.insert(
+            "lookalike_refusal_rate".into(),
+            a.lookalike_refusal_rate - b.lookalike_refusal_rate,
+        );
+    }
+    dir.write_plot(
+        "loss",
+        &line_chart(
+            "Supervised fine-tuning",
+            "step",
+            "response loss",
+            &[
+                ("train", dir.metric("loss")),
+                ("held-out", dir.metric("eval_loss")),
+            ],
+        ),
+    )?;
+    let summary = SftSummary {
+        method: "sft",
+        examples: count,
+        train: report,
+        before,
+        after,
+        effect,
+        checkpoint: rice_lm::trainer::checkpoint_dir(run_dir),
+    };
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}

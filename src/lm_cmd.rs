@@ -1,0 +1,135 @@
+//! `rice lm …`: use a model directory directly — generate text, or score a completion token by token.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use clap::{Args, Subcommand};
+use rice_lm::generate::{Sampling, generate};
+use rice_lm::text::{Encoded, Template, Tokenizer, batch, token_logprobs};
+
+#[derive(Debug, Subcommand)]
+pub enum LmCommand {
+    /// Continue a prompt with a model.
+    Generate(GenerateArgs),
+    /// Log-probability of a completion given a prompt, per token and in total.
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Chat template: plain, llama2, llama3, chatml, gemma, pku.
+    #[arg(long, default_value = "chatml")]
+    pub template: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long)]
+    pub completion: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load(args: &ModelArgs) -> anyhow::Result<(rice_lm::Loaded, Tokenizer, Template)> {
+    let template = Template::by_name(&args.template)
+        .with_context(|| format!("unknown template `{}`", args.template))?;
+    let tok = Tokenizer::load(&args.model.join("tokenizer.json"))?;
+    let loaded = rice_lm::checkpoint::load(&args.model, DType::F32, &Device::Cpu)?;
+    anyhow::ensure!(
+        loaded.model.config().vocab_size >= tok.vocab_size(),
+        "the tokenizer has {} tokens but the model only {}: they do not belong together",
+        tok.vocab_size(),
+        loaded.model.config().vocab_size
+    );
+    Ok((loaded, tok, template))
+}
+
+pub fn run(command: LmCommand) -> anyhow::Result<()> {
+    match command {
+        LmCommand::Generate(args) => {
+            let (loaded, tok, template) = load(&args.model)?;
+            let sampling = Sampling {
+                temperature: args.temperature,
+                top_k: args.top_k,
+                top_p: args.top_p,
+                max_new_tokens: args.max_new_tokens,
+                seed: args.seed,
+            };
+            let ids = tok.encode(&template.prompt(&args.prompt))?;
+            let out = generate(
+                &loaded.model,
+                &tok,
+                &ids,
+                &sampling,
+                &[template.end()],
+                &mut |_| false,
+            )?;
+            println!("{}", out.text.trim());
+        }
+        LmCommand::Score(args) => {
+            let (loaded, tok, template) = load(&args.model)?;
+            let encoded = Encoded::new(&tok, template, &args.prompt, &args.completion)?;
+            let b = batch(
+                std::slice::from_ref(&encoded),
+                tok.pad_id,
+                loaded.model.config().max_position_embeddings,
+                &Device::Cpu,
+            )?;
+            let logits = loaded.model.forward(&b.ids, None)?;
+            let lp: Vec<f32> = token_logprobs(&logits, &b.ids)?.squeeze(0)?.to_vec1()?;
+            let start = encoded.prompt.len().saturating_sub(1);
+            let tokens: Vec<(String, f32)> = encoded
+                .response
+                .iter()
+                .zip(&lp[start..])
+                .map(|(id, l)| (tok.decode(&[*id]).unwrap_or_default(), *l))
+                .collect();
+            let total: f32 = tokens.iter().map(|(_, l)| l).sum();
+            if args.json {
+                let json = serde_json::json!({
+                    "total_logprob": total,
+                    "tokens": tokens.iter().map(|(t, l)| serde_json::json!({ "token": t, "logprob": l })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                for (t, l) in &tokens {
+                    println!("{l:>9.4}  {t:?}");
+                }
+                println!(
+                    "total log-probability {total:.4} over {} tokens",
+                    tokens.len()
+                );
+            }
+            let _ = Tensor::zeros(1, DType::F32, &Device::Cpu);
+        }
+    }
+    Ok(())
+}
