@@ -284,7 +284,8 @@ pub fn train(
         let done = step + 1;
 
         let mut row = serde_json::json!({ "step": done, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": tokens });
-        let evaluate = (cfg.eval_every > 0 && done.is_multiple_of(cfg.eval_every)) || done == cfg.steps;
+        let evaluate =
+            (cfg.eval_every > 0 && done.is_multiple_of(cfg.eval_every)) || done == cfg.steps;
         if evaluate {
             let eval = task.evaluate(&loaded.model, done)?;
             for (k, v) in &eval {

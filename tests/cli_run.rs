@@ -1,0 +1,152 @@
+//! End-to-end: `rice run pretrain`, `rice run sft`, `rice lm generate|score` on tiny settings — run directories,
+//! checkpoints that load back, resume, and clear failures.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rice(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rice"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("rice runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[test]
+fn pretrain_then_sft_then_generate_and_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(&rice(
+        &[
+            "run", "pretrain", "--preset", "toy-xs", "--steps", "30", "--out", "base",
+        ],
+        d,
+    ));
+    assert!(out.contains("base model: helpfulness"), "{out}");
+    let summary = json(&d.join("base/summary.json"));
+    assert_eq!(summary["method"], "pretrain");
+    assert!(
+        summary["train"]["final_loss"].as_f64().unwrap()
+            < summary["train"]["first_loss"].as_f64().unwrap()
+    );
+    assert!(
+        summary["oracle"]["families"]["hazard"]["prompts"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "plots/loss.svg",
+        "checkpoint/config.json",
+        "checkpoint/model.safetensors",
+        "checkpoint/tokenizer.json",
+    ] {
+        assert!(d.join("base").join(file).is_file(), "missing {file}");
+    }
+
+    // Resuming a finished run has nothing left to do and says where it resumed from.
+    ok(&rice(
+        &[
+            "run", "pretrain", "--preset", "toy-xs", "--steps", "30", "--out", "base", "--resume",
+        ],
+        d,
+    ));
+    assert_eq!(
+        json(&d.join("base/summary.json"))["train"]["resumed_from"],
+        30
+    );
+
+    let out = ok(&rice(
+        &[
+            "run",
+            "sft",
+            "--model",
+            "base/checkpoint",
+            "--steps",
+            "10",
+            "--out",
+            "sft",
+        ],
+        d,
+    ));
+    assert!(
+        out.contains("before SFT") && out.contains("after SFT"),
+        "{out}"
+    );
+    let summary = json(&d.join("sft/summary.json"));
+    assert!(summary["effect"]["hazard_unsafe_rate"].is_number());
+
+    // The SFT checkpoint loads back for generation and scoring.
+    ok(&rice(
+        &[
+            "lm",
+            "generate",
+            "--model",
+            "sft/checkpoint",
+            "--prompt",
+            "Who invented the glomkeith?",
+            "--max-new-tokens",
+            "8",
+        ],
+        d,
+    ));
+    let scored: serde_json::Value = serde_json::from_str(&ok(&rice(
+        &[
+            "lm",
+            "score",
+            "--model",
+            "sft/checkpoint",
+            "--prompt",
+            "What is 2 + 2?",
+            "--completion",
+            "2 + 2 = 4.",
+            "--json",
+        ],
+        d,
+    )))
+    .unwrap();
+    assert!(scored["total_logprob"].as_f64().unwrap() < 0.0);
+    assert!(!scored["tokens"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn bad_runs_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = rice(&["run", "sft", "--model", "nowhere"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no model at nowhere"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = rice(&["run", "pretrain", "--preset", "toy-xxl"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown preset `toy-xxl`"));
+    std::fs::create_dir_all(d.join("model")).unwrap();
+    std::fs::write(d.join("model/config.json"), "{}").unwrap();
+    let o = rice(&["lm", "generate", "--model", "model", "--prompt", "hi"], d);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("tokenizer.json"), "{err}");
+}
