@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::model::{CausalLm, Config};
+use crate::model::{CausalLm, Config, ScoreModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -201,7 +201,59 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Loaded, Checkpo
     })
 }
 
-/// Saves `vars` and `cfg` as a Hugging Face directory (created if needed), copying `tokenizer` when given.
+/// A score model (reward, cost or value) and its variables.
+pub struct LoadedScore {
+    pub model: ScoreModel,
+    pub vars: VarMap,
+}
+
+/// Loads a score model from `dir`. The directory may hold a score model, or a causal language model (the usual
+/// start of a reward model: the SFT checkpoint) — then its `lm_head` is dropped and the head starts at zero, so
+/// every response first scores 0.
+pub fn load_score(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedScore, CheckpointError> {
+    let cfg = read_config(dir)?;
+    let vars = VarMap::new();
+    let model = ScoreModel::new(&cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
+    let weights = read_weights(dir, device)?;
+    let data = vars
+        .data()
+        .lock()
+        .expect("the var map lock is not poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        match weights.get(name) {
+            Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(dtype)?)?,
+            Some(t) => {
+                return Err(CheckpointError::Weights {
+                    path: dir.to_owned(),
+                    message: format!(
+                        "`{name}` has shape {:?} in the file but {:?} in config.json",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            None if name == "score.weight" => var.set(&var.as_tensor().zeros_like()?)?,
+            None => {
+                return Err(CheckpointError::Weights {
+                    path: dir.to_owned(),
+                    message: format!("missing tensor `{name}`"),
+                });
+            }
+        }
+    }
+    drop(data);
+    Ok(LoadedScore { model, vars })
+}
+
+/// Saves `vars` and `cfg` as a Hugging Face directory (created if needed): `config.json`, `model.safetensors`,
+/// `generation_config.json` when the config names an end-of-sequence token, and a copy of `tokenizer` when given.
 pub fn save(
     dir: &Path,
     cfg: &Config,
@@ -224,6 +276,13 @@ pub fn save(
     };
     candle_core::safetensors::save(&tensors, &tmp)?;
     std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+    if let Some(eos) = cfg.eos_token_id {
+        let generation = serde_json::json!({ "eos_token_id": eos, "do_sample": false });
+        write_atomic(
+            &dir.join("generation_config.json"),
+            &serde_json::to_vec_pretty(&generation).expect("json"),
+        )?;
+    }
     if let Some(tokenizer) = tokenizer {
         let bytes = std::fs::read(tokenizer).map_err(io(tokenizer))?;
         write_atomic(&dir.join("tokenizer.json"), &bytes)?;

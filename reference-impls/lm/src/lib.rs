@@ -21,7 +21,7 @@ pub mod text;
 pub mod trainer;
 
 pub use checkpoint::{CheckpointError, Loaded};
-pub use model::{CausalLm, Config, KvCache};
+pub use model::{CausalLm, Config, KvCache, ScoreModel};
 
 /// A tiny configuration for tests and examples: 2 layers, hidden 32, 4 query heads over 2 key/value heads.
 pub fn tiny_config(vocab_size: usize) -> Config {

@@ -497,3 +497,48 @@ impl CausalLm {
             .forward(&self.backbone.forward(ids, None, offset, Some(cache))?)
     }
 }
+
+/// A backbone with a scalar head: a reward model, a cost model or a value function. Names match Hugging Face's
+/// `*ForSequenceClassification` with one label (`score.weight`), so a reward model saved here loads there.
+#[derive(Clone, Debug)]
+pub struct ScoreModel {
+    pub backbone: Backbone,
+    score: Linear,
+}
+
+impl ScoreModel {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<ScoreModel> {
+        Ok(ScoreModel {
+            backbone: Backbone::new(cfg, vb.pp("model"))?,
+            score: linear_no_bias(cfg.hidden_size, 1, vb.pp("score"))?,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.backbone.config()
+    }
+
+    /// A score for every position: (batch, seq). Value functions (PPO) use these per token.
+    pub fn forward_all(&self, ids: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        self.score
+            .forward(&self.backbone.forward(ids, padding, 0, None)?)?
+            .squeeze(2)
+    }
+
+    /// The score at the last real token of each right-padded row: (batch,). Reward and cost models use this.
+    pub fn forward(&self, ids: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        let all = self.forward_all(ids, padding)?;
+        let (b, t) = ids.dims2()?;
+        let last: Vec<u32> = match padding {
+            Some(p) => p
+                .to_dtype(DType::U32)?
+                .to_vec2::<u32>()?
+                .iter()
+                .map(|row| row.iter().rposition(|&m| m != 0).unwrap_or(0) as u32)
+                .collect(),
+            None => vec![(t - 1) as u32; b],
+        };
+        let last = Tensor::from_vec(last, b, ids.device())?;
+        all.gather(&last.reshape((b, 1))?, 1)?.squeeze(1)
+    }
+}

@@ -242,3 +242,65 @@ fn gradients_agree_with_finite_differences() {
         );
     }
 }
+
+#[test]
+fn a_score_model_starts_from_a_language_model_and_reads_the_last_real_token() {
+    let device = Device::Cpu;
+    let cfg = tiny_config(50);
+    let lm = checkpoint::init(&cfg, DType::F32, &device, 7).unwrap();
+    let dir = std::env::temp_dir().join(format!("rice-lm-score-{}", std::process::id()));
+    checkpoint::save(&dir, &cfg, &lm.vars, None).unwrap();
+    let scored = checkpoint::load_score(&dir, DType::F32, &device).unwrap();
+    // The head starts at zero: every response scores 0 until trained.
+    let ids = Tensor::new(&[[3u32, 17, 42, 5, 0, 0], [1, 2, 3, 4, 5, 6]], &device).unwrap();
+    let padding = Tensor::new(&[[1u8, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &device).unwrap();
+    assert_eq!(
+        scored
+            .model
+            .forward(&ids, Some(&padding))
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        vec![0.0, 0.0]
+    );
+    // With a non-zero head, the padded row's score is the score of its last real token.
+    let head = scored.vars.data().lock().unwrap()["score.weight"].clone();
+    head.set(&Tensor::ones((1, 32), DType::F32, &device).unwrap())
+        .unwrap();
+    let all = scored
+        .model
+        .forward_all(&ids, Some(&padding))
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let last = scored
+        .model
+        .forward(&ids, Some(&padding))
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(last, vec![all[0][3], all[1][5]]);
+    let alone = scored
+        .model
+        .forward(&ids.i((0..1, ..4)).unwrap(), None)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!((alone[0] - last[0]).abs() < 1e-5);
+    // Gradients reach the head and the backbone.
+    let grads = scored
+        .model
+        .forward(&ids, Some(&padding))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, var) in scored.vars.data().lock().unwrap().iter() {
+        assert!(
+            grads.get(var.as_tensor()).is_some(),
+            "no gradient for {name}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
