@@ -101,6 +101,95 @@ pub fn generate(
     Ok(Generated { ids, text, stop })
 }
 
+/// Continues every prompt of a batch at once (greedy or sampled, one stream of randomness per row): prompts are
+/// padded on the left, finished rows keep decoding padding until all are done. Stop strings apply per row.
+pub fn generate_batch(
+    model: &CausalLm,
+    tok: &Tokenizer,
+    prompts: &[Vec<u32>],
+    sampling: &Sampling,
+    stop_strings: &[&str],
+) -> Result<Vec<Generated>> {
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let device = model.backbone.embeddings().embeddings().device().clone();
+    let room = model
+        .config()
+        .max_position_embeddings
+        .saturating_sub(sampling.max_new_tokens)
+        .max(1);
+    let prompts: Vec<&[u32]> = prompts
+        .iter()
+        .map(|p| &p[p.len().saturating_sub(room)..])
+        .collect();
+    let width = prompts.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
+    let b = prompts.len();
+    let mut ids = Vec::with_capacity(b * width);
+    let mut padding = Vec::with_capacity(b * width);
+    for p in &prompts {
+        let pad = width - p.len();
+        ids.extend(std::iter::repeat_n(tok.pad_id, pad).chain(p.iter().copied()));
+        padding.extend(std::iter::repeat_n(0u8, pad).chain(std::iter::repeat_n(1u8, p.len())));
+    }
+    let mut cache = KvCache::new(model.config());
+    let mut rngs: Vec<Rng> = (0..b)
+        .map(|i| Rng::derive(sampling.seed, &format!("row-{i}")))
+        .collect();
+    let mut out: Vec<Generated> = (0..b)
+        .map(|_| Generated {
+            ids: Vec::new(),
+            text: String::new(),
+            stop: StopReason::MaxTokens,
+        })
+        .collect();
+    let mut done = vec![false; b];
+    let mut input = Tensor::from_vec(ids, (b, width), &device)?;
+    let mut mask = Some(Tensor::from_vec(padding, (b, width), &device)?);
+    for _ in 0..sampling.max_new_tokens {
+        if cache.len() + input.dim(1)? > model.config().max_position_embeddings {
+            break;
+        }
+        let logits = model.forward_cached_padded(&input, mask.as_ref(), &mut cache)?;
+        let t = input.dim(1)?;
+        let last = logits
+            .narrow(1, t - 1, 1)?
+            .squeeze(1)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec2::<f32>()?;
+        let mut next = vec![tok.pad_id; b];
+        for i in 0..b {
+            if done[i] {
+                continue;
+            }
+            let token = pick(&last[i], sampling, &mut rngs[i]);
+            if token == tok.eos_id {
+                done[i] = true;
+                out[i].stop = StopReason::EndOfSequence;
+                continue;
+            }
+            out[i].ids.push(token);
+            next[i] = token;
+            out[i].text = tok.decode(&out[i].ids).map_err(candle_core::Error::msg)?;
+            if let Some(at) = stop_strings
+                .iter()
+                .filter_map(|s| out[i].text.find(s))
+                .min()
+            {
+                out[i].text.truncate(at);
+                out[i].stop = StopReason::StopString;
+                done[i] = true;
+            }
+        }
+        if done.iter().all(|d| *d) {
+            break;
+        }
+        input = Tensor::from_vec(next, (b, 1), &device)?;
+        mask = None;
+    }
+    Ok(out)
+}
+
 /// Picks a token from logits: argmax at temperature 0, else a sample after top-k and top-p filtering.
 pub fn pick(logits: &[f32], sampling: &Sampling, rng: &mut Rng) -> u32 {
     let argmax = || {
@@ -151,6 +240,25 @@ pub fn pick(logits: &[f32], sampling: &Sampling, rng: &mut Rng) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batched_greedy_generation_equals_one_prompt_at_a_time() {
+        use candle_core::{DType, Device};
+        let cfg = crate::tiny_config(40);
+        let loaded = crate::checkpoint::init(&cfg, DType::F32, &Device::Cpu, 11).unwrap();
+        let tok = crate::text::Tokenizer::for_tests(40, 39, 0);
+        let prompts = vec![vec![5u32, 6, 7, 8, 9, 10], vec![3], vec![20, 21, 22]];
+        let sampling = Sampling {
+            max_new_tokens: 12,
+            ..Sampling::default()
+        };
+        let batched = generate_batch(&loaded.model, &tok, &prompts, &sampling, &[]).unwrap();
+        for (prompt, b) in prompts.iter().zip(&batched) {
+            let single =
+                generate(&loaded.model, &tok, prompt, &sampling, &[], &mut |_| false).unwrap();
+            assert_eq!(b.ids, single.ids, "prompt {prompt:?}");
+        }
+    }
 
     #[test]
     fn greedy_takes_the_argmax_and_filters_restrict_sampling() {

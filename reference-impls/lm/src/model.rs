@@ -184,12 +184,16 @@ pub struct LayerCache {
 #[derive(Clone, Debug)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
+    /// (batch, cached positions) as f32, 1 = real token, once any padded input went through (batched generation
+    /// with left padding); `None` while every cached position is real.
+    padding: Option<Tensor>,
 }
 
 impl KvCache {
     pub fn new(cfg: &Config) -> KvCache {
         KvCache {
             layers: vec![LayerCache::default(); cfg.num_hidden_layers],
+            padding: None,
         }
     }
 
@@ -395,7 +399,9 @@ impl Backbone {
     /// Hidden states (batch, seq, hidden) for token ids (batch, seq) at positions `offset..`.
     ///
     /// `padding` (batch, seq) holds 1 for real tokens and 0 for padding: padded keys are never attended to. Pad on the
-    /// right for training; with a cache (generation) the whole prefix is real. Attention is causal.
+    /// right for training. For batched generation pad prompts on the left: the cache remembers which positions were
+    /// padding, and rotary embeddings depend only on relative positions, so a shifted row attends exactly as it
+    /// would alone. Attention is causal.
     pub fn forward(
         &self,
         ids: &Tensor,
@@ -411,7 +417,26 @@ impl Backbone {
                 self.cfg.max_position_embeddings
             );
         }
-        let mask = self.mask(b, t, offset, padding, ids.device())?;
+        // The padding of every key position: what the cache remembers, then the new tokens (real unless marked).
+        let new = match padding {
+            Some(p) => Some(p.to_dtype(DType::F32)?),
+            None if cache.as_ref().is_some_and(|c| c.padding.is_some()) => {
+                Some(Tensor::ones((b, t), DType::F32, ids.device())?)
+            }
+            None => None,
+        };
+        let keys = match (cache.as_ref().and_then(|c| c.padding.clone()), new) {
+            (Some(past), Some(new)) => Some(Tensor::cat(&[&past, &new], 1)?),
+            (None, Some(new)) if offset > 0 => Some(Tensor::cat(
+                &[&Tensor::ones((b, offset), DType::F32, ids.device())?, &new],
+                1,
+            )?),
+            (past, new) => new.or(past),
+        };
+        if let Some(c) = cache.as_deref_mut() {
+            c.padding = keys.clone();
+        }
+        let mask = self.mask(b, t, offset, keys.as_ref(), ids.device())?;
         let mut x = self.embed_tokens.forward(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
@@ -447,13 +472,7 @@ impl Backbone {
         let mask = match padding {
             None => causal,
             Some(p) => {
-                // (b, total) with 1 = real; padded keys get −inf. `p` covers the new tokens; cached ones are real.
-                let p = p.to_dtype(DType::F32)?;
-                let p = if offset > 0 {
-                    Tensor::cat(&[&Tensor::ones((b, offset), DType::F32, device)?, &p], 1)?
-                } else {
-                    p
-                };
+                // `p` (b, total): 1 for a real key, 0 for padding, which is blocked.
                 let blocked = ((p - 1.0)?.abs()? * 1e9)?.neg()?; // 0 for real, −1e9 for padding
                 causal.broadcast_add(&blocked.reshape((b, 1, 1, total))?)?
             }
@@ -492,9 +511,19 @@ impl CausalLm {
 
     /// Logits for `ids` appended after the cached positions; updates the cache. What generation needs.
     pub fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.forward_cached_padded(ids, None, cache)
+    }
+
+    /// [`CausalLm::forward_cached`] for a left-padded batch: `padding` (batch, seq) marks the new tokens' padding.
+    pub fn forward_cached_padded(
+        &self,
+        ids: &Tensor,
+        padding: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         let offset = cache.len();
         self.lm_head
-            .forward(&self.backbone.forward(ids, None, offset, Some(cache))?)
+            .forward(&self.backbone.forward(ids, padding, offset, Some(cache))?)
     }
 }
 

@@ -58,6 +58,23 @@ impl Tokenizer {
         })
     }
 
+    /// A word-level tokenizer over ids `0..vocab` (token `i` is the text `t{i} `), for tests that need ids only.
+    #[doc(hidden)]
+    pub fn for_tests(vocab: u32, eos_id: u32, pad_id: u32) -> Tokenizer {
+        use std::collections::HashMap;
+        let map: HashMap<String, u32> = (0..vocab).map(|i| (format!("t{i}"), i)).collect();
+        let model = tokenizers::models::wordlevel::WordLevel::builder()
+            .vocab(map.into_iter().collect())
+            .unk_token("t0".into())
+            .build()
+            .expect("a word-level vocabulary");
+        Tokenizer {
+            inner: tokenizers::Tokenizer::new(model),
+            eos_id,
+            pad_id,
+        }
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use rice_lm::CausalLm;
-use rice_lm::generate::{Sampling, generate};
+use rice_lm::generate::{Sampling, generate_batch};
 use rice_lm::text::{Template, Tokenizer};
 use rice_toyworld::{Datasets, Family, World};
 use serde::{Deserialize, Serialize};
@@ -60,30 +60,33 @@ pub fn evaluate(
     let mut scores: BTreeMap<Family, Vec<rice_toyworld::Score>> = BTreeMap::new();
     let mut samples = Vec::new();
     for family in Family::ALL {
-        let prompts = data
+        let rows: Vec<_> = data
             .eval
             .iter()
             .filter(|r| r.family == Some(family))
-            .take(per_family);
-        for (i, row) in prompts.enumerate() {
-            let ids = tok
-                .encode(&Template::ChatMl.prompt(&row.row.prompt))
-                .map_err(candle_core::Error::msg)?;
-            let answer = generate(
-                model,
-                tok,
-                &ids,
-                &sampling,
-                &["<|im_end|>", "<|im_start|>"],
-                &mut |_| false,
-            )?
-            .text;
-            let score = world.score(&row.row.prompt, answer.trim());
+            .take(per_family)
+            .collect();
+        let prompts = rows
+            .iter()
+            .map(|r| tok.encode(&Template::ChatMl.prompt(&r.row.prompt)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(candle_core::Error::msg)?;
+        // One batch per family: left-padded batched decoding gives the same greedy answers as one at a time.
+        let answers = generate_batch(
+            model,
+            tok,
+            &prompts,
+            &sampling,
+            &["<|im_end|>", "<|im_start|>"],
+        )?;
+        for (i, (row, answer)) in rows.iter().zip(answers).enumerate() {
+            let answer = answer.text.trim().to_owned();
+            let score = world.score(&row.row.prompt, &answer);
             if i == 0 {
                 samples.push(Sample {
                     family: family.to_string(),
                     prompt: row.row.prompt.clone(),
-                    answer: answer.trim().to_owned(),
+                    answer,
                     helpfulness: score.helpfulness,
                     is_unsafe: score.is_unsafe,
                 });
