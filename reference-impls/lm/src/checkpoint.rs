@@ -286,6 +286,19 @@ pub fn save(
     if let Some(tokenizer) = tokenizer {
         let bytes = std::fs::read(tokenizer).map_err(io(tokenizer))?;
         write_atomic(&dir.join("tokenizer.json"), &bytes)?;
+        // Without a tokenizer_config.json, transformers picks the tokenizer class from model_type (Qwen2's rebuilds
+        // the pre-tokenizer and splits digits differently); naming the generic class makes it use tokenizer.json
+        // exactly as written. A config next to the source tokenizer is copied instead.
+        let beside = tokenizer.with_file_name("tokenizer_config.json");
+        let config = match std::fs::read(&beside) {
+            Ok(bytes) => bytes,
+            Err(_) => serde_json::to_vec_pretty(&serde_json::json!({
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "clean_up_tokenization_spaces": false,
+            }))
+            .expect("json"),
+        };
+        write_atomic(&dir.join("tokenizer_config.json"), &config)?;
     }
     Ok(())
 }
