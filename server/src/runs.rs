@@ -136,20 +136,33 @@ struct RunsPage {
     runs: Vec<RunRow>,
 }
 
-/// `key: value` pairs of a JSON object's scalar members, for a one-line description.
+/// `key: value` pairs of a JSON object's scalar members, nested objects flattened with dotted keys (`after.helpfulness`)
+/// down to `depth` levels; arrays (samples, per-step lists) are left to the JSON.
 fn scalars(value: Option<&Value>, max: usize) -> Vec<(String, String)> {
-    let Some(Value::Object(map)) = value else {
-        return Vec::new();
-    };
-    map.iter()
-        .filter_map(|(k, v)| match v {
-            Value::String(s) => Some((k.clone(), s.clone())),
-            Value::Number(n) => Some((k.clone(), n.to_string())),
-            Value::Bool(b) => Some((k.clone(), b.to_string())),
-            _ => None,
-        })
-        .take(max)
-        .collect()
+    fn walk(prefix: &str, v: &Value, depth: usize, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            Value::Number(_) => out.push((prefix.to_owned(), cell(v))),
+            Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
+            Value::Object(map) if depth > 0 => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, depth - 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(v @ Value::Object(_)) = value {
+        walk("", v, 3, &mut out);
+    }
+    out.truncate(max);
+    out
 }
 
 pub async fn index(State(site): State<Arc<Site>>) -> Result<Response, PageError> {
