@@ -156,34 +156,53 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Loaded, Checkpo
     let vars = VarMap::new();
     let model = CausalLm::new(&cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
     let mut weights = read_weights(dir, device)?;
+    assign(&vars, &mut weights, dir, dtype, &[])?;
+    let mut unused: Vec<String> = weights.into_keys().collect();
+    unused.sort();
+    Ok(Loaded {
+        model,
+        vars,
+        unused,
+    })
+}
+
+/// Sets every variable from the tensor of the same name in `weights` (removing it, so that what remains is unused).
+/// A variable missing from the file is an error, except those in `may_be_missing`, which are set to zero.
+pub(crate) fn assign(
+    vars: &VarMap,
+    weights: &mut HashMap<String, Tensor>,
+    dir: &Path,
+    dtype: DType,
+    may_be_missing: &[&str],
+) -> Result<(), CheckpointError> {
+    let data = vars
+        .data()
+        .lock()
+        .expect("the var map lock is not poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
     let mut missing = Vec::new();
-    {
-        let data = vars
-            .data()
-            .lock()
-            .expect("the var map lock is not poisoned");
-        let mut names: Vec<&String> = data.keys().collect();
-        names.sort();
-        for name in names {
-            let var = &data[name];
-            match weights.remove(name) {
-                Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(dtype)?)?,
-                Some(t) => {
-                    return Err(CheckpointError::Weights {
-                        path: dir.to_owned(),
-                        message: format!(
-                            "`{name}` has shape {:?} in the file but {:?} in config.json",
-                            t.dims(),
-                            var.dims()
-                        ),
-                    });
-                }
-                None => missing.push(name.clone()),
+    for name in names {
+        let var = &data[name];
+        match weights.remove(name) {
+            Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(dtype)?)?,
+            Some(t) => {
+                return Err(CheckpointError::Weights {
+                    path: dir.to_owned(),
+                    message: format!(
+                        "`{name}` has shape {:?} in the file but {:?} in config.json",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
             }
+            None if may_be_missing.contains(&name.as_str()) => {
+                var.set(&var.as_tensor().zeros_like()?)?
+            }
+            None => missing.push(name.clone()),
         }
     }
     if !missing.is_empty() {
-        missing.sort();
         return Err(CheckpointError::Weights {
             path: dir.to_owned(),
             message: format!(
@@ -192,13 +211,7 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Loaded, Checkpo
             ),
         });
     }
-    let mut unused: Vec<String> = weights.into_keys().collect();
-    unused.sort();
-    Ok(Loaded {
-        model,
-        vars,
-        unused,
-    })
+    Ok(())
 }
 
 /// A score model (reward, cost or value) and its variables.
@@ -218,37 +231,9 @@ pub fn load_score(
     let cfg = read_config(dir)?;
     let vars = VarMap::new();
     let model = ScoreModel::new(&cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
-    let weights = read_weights(dir, device)?;
-    let data = vars
-        .data()
-        .lock()
-        .expect("the var map lock is not poisoned");
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &data[name];
-        match weights.get(name) {
-            Some(t) if t.dims() == var.dims() => var.set(&t.to_dtype(dtype)?)?,
-            Some(t) => {
-                return Err(CheckpointError::Weights {
-                    path: dir.to_owned(),
-                    message: format!(
-                        "`{name}` has shape {:?} in the file but {:?} in config.json",
-                        t.dims(),
-                        var.dims()
-                    ),
-                });
-            }
-            None if name == "score.weight" => var.set(&var.as_tensor().zeros_like()?)?,
-            None => {
-                return Err(CheckpointError::Weights {
-                    path: dir.to_owned(),
-                    message: format!("missing tensor `{name}`"),
-                });
-            }
-        }
-    }
-    drop(data);
+    let mut weights = read_weights(dir, device)?;
+    // A language-model checkpoint has no `score.weight`: the head then starts at zero.
+    assign(&vars, &mut weights, dir, dtype, &["score.weight"])?;
     Ok(LoadedScore { model, vars })
 }
 

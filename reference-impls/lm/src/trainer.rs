@@ -119,6 +119,56 @@ pub trait TrainTask {
     ) -> CandleResult<BTreeMap<String, f64>>;
 }
 
+/// The task of pre-training and SFT: mean negative log-likelihood of response tokens
+/// ([`crate::text::response_nll`]) on random batches of `examples`, evaluated on `held_out`. Batch `(step, micro)`
+/// is drawn from a generator seeded by `(seed, tag, step, micro)`, so resumed runs see the same data.
+pub struct ResponseNllTask {
+    pub examples: Vec<crate::text::Encoded>,
+    pub held_out: Vec<crate::text::Encoded>,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub pad: u32,
+    pub seed: u64,
+    /// Names the data stream (`"pretrain"`, `"sft"`).
+    pub tag: &'static str,
+}
+
+impl TrainTask for ResponseNllTask {
+    fn loss(
+        &mut self,
+        model: &crate::CausalLm,
+        step: u64,
+        micro: usize,
+    ) -> CandleResult<StepOutput> {
+        let mut rng =
+            crate::rng::Rng::derive(self.seed, &format!("{}-batch-{step}-{micro}", self.tag));
+        let items: Vec<crate::text::Encoded> = (0..self.batch_size)
+            .map(|_| self.examples[rng.below(self.examples.len())].clone())
+            .collect();
+        let device = model.backbone.embeddings().embeddings().device().clone();
+        let b = crate::text::batch(&items, self.pad, self.max_len, &device)
+            .map_err(candle_core::Error::msg)?;
+        let logits = model.forward(&b.ids, Some(&b.padding))?;
+        Ok(StepOutput {
+            loss: crate::text::response_nll(&logits, &b)?,
+            tokens: b.tokens,
+        })
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &crate::CausalLm,
+        _step: u64,
+    ) -> CandleResult<BTreeMap<String, f64>> {
+        let device = model.backbone.embeddings().embeddings().device().clone();
+        let b = crate::text::batch(&self.held_out, self.pad, self.max_len, &device)
+            .map_err(candle_core::Error::msg)?;
+        let loss = crate::text::response_nll(&model.forward(&b.ids, Some(&b.padding))?, &b)?
+            .to_scalar::<f32>()?;
+        Ok(BTreeMap::from([("eval_loss".to_owned(), f64::from(loss))]))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("invalid training setting: {0}")]
@@ -331,20 +381,19 @@ impl Loaded {
 
 /// Loads the weights of checkpoint directory `dir` into the variables of `loaded`.
 fn load_into(dir: &Path, loaded: &Loaded) -> Result<(), TrainError> {
-    let weights = checkpoint::read_weights(dir, &loaded.model_device())?;
-    let data = loaded
+    let mut weights = checkpoint::read_weights(dir, &loaded.model_device())?;
+    let dtype = loaded
         .vars
-        .data()
-        .lock()
-        .expect("the var map lock is not poisoned");
-    for (name, var) in data.iter() {
-        let t = weights.get(name).ok_or_else(|| CheckpointError::Weights {
-            path: dir.to_owned(),
-            message: format!("the checkpoint has no `{name}`"),
-        })?;
-        var.set(&t.to_dtype(var.dtype())?)?;
-    }
-    Ok(())
+        .all_vars()
+        .first()
+        .map_or(candle_core::DType::F32, |v| v.dtype());
+    Ok(checkpoint::assign(
+        &loaded.vars,
+        &mut weights,
+        dir,
+        dtype,
+        &[],
+    )?)
 }
 
 /// Writes the checkpoint next to the old one and swaps it in, so a kill at any moment leaves one complete checkpoint.

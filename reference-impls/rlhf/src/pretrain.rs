@@ -3,15 +3,14 @@
 //! $\mathcal{L} = -\frac{1}{N}\sum_t \log \pi_\theta(x_{t+1} \mid x_{\le t})$.
 //! The result is the unaligned base model that SFT, DPO and PPO then align.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use rice_lm::checkpoint;
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
-use rice_lm::text::{Encoded, Tokenizer, batch, response_nll};
-use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
-use rice_lm::{CausalLm, checkpoint};
+use rice_lm::text::{Encoded, Tokenizer};
+use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
 use rice_toyworld::{Datasets, Size, World};
 use serde::{Deserialize, Serialize};
 
@@ -77,48 +76,6 @@ pub struct PretrainSummary {
     pub checkpoint: PathBuf,
 }
 
-struct Task {
-    docs: Vec<Encoded>,
-    held_out: Vec<Encoded>,
-    batch_size: usize,
-    max_len: usize,
-    pad: u32,
-    seed: u64,
-}
-
-impl TrainTask for Task {
-    fn loss(
-        &mut self,
-        model: &CausalLm,
-        step: u64,
-        micro: usize,
-    ) -> candle_core::Result<StepOutput> {
-        let mut rng = Rng::derive(self.seed, &format!("pretrain-batch-{step}-{micro}"));
-        let items: Vec<Encoded> = (0..self.batch_size)
-            .map(|_| self.docs[rng.below(self.docs.len())].clone())
-            .collect();
-        let b =
-            batch(&items, self.pad, self.max_len, &Device::Cpu).map_err(candle_core::Error::msg)?;
-        let logits = model.forward(&b.ids, Some(&b.padding))?;
-        Ok(StepOutput {
-            loss: response_nll(&logits, &b)?,
-            tokens: b.tokens,
-        })
-    }
-
-    fn evaluate(
-        &mut self,
-        model: &CausalLm,
-        _step: u64,
-    ) -> candle_core::Result<BTreeMap<String, f64>> {
-        let b = batch(&self.held_out, self.pad, self.max_len, &Device::Cpu)
-            .map_err(candle_core::Error::msg)?;
-        let loss =
-            response_nll(&model.forward(&b.ids, Some(&b.padding))?, &b)?.to_scalar::<f32>()?;
-        Ok(BTreeMap::from([("eval_loss".to_owned(), f64::from(loss))]))
-    }
-}
-
 pub fn parse_size(name: &str) -> Result<Size, RunError> {
     match name {
         "small" => Ok(Size::Small),
@@ -172,13 +129,14 @@ pub fn run(
     Rng::new(cfg.world_seed).shuffle(&mut docs);
     let held_out = docs.split_off(docs.len() - (docs.len() / 20).clamp(8, 64));
     let documents = docs.len();
-    let mut task = Task {
-        docs,
+    let mut task = ResponseNllTask {
+        examples: docs,
         held_out,
         batch_size: cfg.batch_size,
         max_len: cfg.max_len,
         pad: tok.pad_id,
         seed: cfg.train.seed,
+        tag: "pretrain",
     };
     let report = train(
         run_dir,

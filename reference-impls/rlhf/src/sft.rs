@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
-use rice_lm::text::{Encoded, Template, Tokenizer, batch, read_sft, response_nll};
-use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
+use rice_lm::text::{Encoded, Template, Tokenizer, read_sft};
+use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
@@ -79,48 +79,6 @@ pub struct SftSummary {
     pub checkpoint: PathBuf,
 }
 
-struct Task {
-    examples: Vec<Encoded>,
-    held_out: Vec<Encoded>,
-    batch_size: usize,
-    max_len: usize,
-    pad: u32,
-    seed: u64,
-}
-
-impl TrainTask for Task {
-    fn loss(
-        &mut self,
-        model: &CausalLm,
-        step: u64,
-        micro: usize,
-    ) -> candle_core::Result<StepOutput> {
-        let mut rng = Rng::derive(self.seed, &format!("sft-batch-{step}-{micro}"));
-        let items: Vec<Encoded> = (0..self.batch_size)
-            .map(|_| self.examples[rng.below(self.examples.len())].clone())
-            .collect();
-        let b =
-            batch(&items, self.pad, self.max_len, &Device::Cpu).map_err(candle_core::Error::msg)?;
-        let logits = model.forward(&b.ids, Some(&b.padding))?;
-        Ok(StepOutput {
-            loss: response_nll(&logits, &b)?,
-            tokens: b.tokens,
-        })
-    }
-
-    fn evaluate(
-        &mut self,
-        model: &CausalLm,
-        _step: u64,
-    ) -> candle_core::Result<BTreeMap<String, f64>> {
-        let b = batch(&self.held_out, self.pad, self.max_len, &Device::Cpu)
-            .map_err(candle_core::Error::msg)?;
-        let loss =
-            response_nll(&model.forward(&b.ids, Some(&b.padding))?, &b)?.to_scalar::<f32>()?;
-        Ok(BTreeMap::from([("eval_loss".to_owned(), f64::from(loss))]))
-    }
-}
-
 pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, RunError> {
     let template = Template::by_name(&cfg.template).ok_or_else(|| {
         let names: Vec<&str> = Template::ALL.iter().map(|(n, _)| *n).collect();
@@ -182,13 +140,14 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
         evaluate_toy(&loaded.model)?
     };
     let count = examples.len();
-    let mut task = Task {
+    let mut task = ResponseNllTask {
         examples,
         held_out,
         batch_size: cfg.batch_size,
         max_len: cfg.max_len,
         pad: tok.pad_id,
         seed: cfg.train.seed,
+        tag: "sft",
     };
     let report = train(
         run_dir,
