@@ -1,25 +1,12 @@
 //! End-to-end tests of `rice catalog …`: the real binary, its exit codes, its output and its files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use rice_catalog::Catalog;
 
-fn rice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rice"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the rice binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
+mod common;
+use common::{rice, stderr, stdout};
 
 fn embedded() -> Catalog {
     Catalog::embedded().expect("the built-in catalog is valid")

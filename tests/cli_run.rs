@@ -2,16 +2,10 @@
 //! checkpoints that load back, resume, and clear failures.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn rice(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rice"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("rice runs")
-}
+mod common;
+use common::rice_in as rice;
 
 fn ok(o: &Output) -> String {
     assert!(

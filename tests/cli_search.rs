@@ -1,22 +1,7 @@
 //! End-to-end tests of `rice search` and `rice build`.
 
-use std::process::{Command, Output};
-
-fn rice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rice"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the rice binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
+mod common;
+use common::{rice, stderr, stdout};
 
 fn first_hit(query: &str) -> String {
     let o = rice(&["search", query]);

@@ -2,16 +2,11 @@
 //! bad lines with file, line and field.
 
 use std::fs;
-use std::process::Command;
+
+mod common;
+use common::rice;
 
 use serde_json::{Value, json};
-
-fn rice(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rice"))
-        .args(args)
-        .output()
-        .expect("running rice")
-}
 
 #[test]
 fn generate_then_score_aligned_beats_base() {

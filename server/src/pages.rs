@@ -314,6 +314,13 @@ fn facet_groups(
     groups
 }
 
+fn filtered(request: &SearchRequest) -> bool {
+    request.place.is_some()
+        || request.rice.is_some()
+        || request.kind.is_some()
+        || request.has_implementation.is_some()
+}
+
 // ── Entries ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 struct EntryCard {
@@ -333,6 +340,8 @@ struct EntriesPage {
     all: usize,
     filtered: bool,
     facets: Vec<FacetGroup>,
+    /// Where "clear all filters" goes, when a filter is on.
+    clear: Option<String>,
 }
 
 pub async fn entries(
@@ -361,16 +370,14 @@ pub async fn entries(
             summary: e.summary.clone(),
         })
         .collect();
-    let filtered = request.place.is_some()
-        || request.rice.is_some()
-        || request.kind.is_some()
-        || request.has_implementation.is_some();
+    let filtered = filtered(&request);
     render(&EntriesPage {
         q: String::new(),
         entries,
         all: site.catalog.entries.len(),
         filtered,
         facets: facet_groups(&site, "/entries", &request, &counts),
+        clear: filtered.then(|| "/entries".to_owned()),
     })
 }
 
@@ -550,6 +557,7 @@ struct SearchPage {
     took_us: u64,
     hits: Vec<HitView>,
     facets: Vec<FacetGroup>,
+    clear: Option<String>,
     prev: Option<String>,
     next: Option<String>,
 }
@@ -617,6 +625,7 @@ pub async fn search(
         took_us: results.took_us,
         hits,
         facets: facet_groups(&site, "/search", &request, &results.facets),
+        clear: filtered(&request).then(|| url("/search", &[("q", request.q.clone())])),
         prev,
         next,
     })

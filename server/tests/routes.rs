@@ -91,6 +91,22 @@ async fn pages_render_with_their_content() {
 }
 
 #[tokio::test]
+async fn filtered_pages_offer_to_clear_the_filters() {
+    let r = get("/search?q=reward&kind=method").await;
+    assert!(
+        r.body
+            .contains("<a href=\"/search?q=reward\">Clear all filters</a>"),
+        "search keeps the query"
+    );
+    let r = get("/entries?kind=method").await;
+    assert!(
+        r.body
+            .contains("<a href=\"/entries\">Clear all filters</a>")
+    );
+    assert!(!get("/entries").await.body.contains("Clear all filters"));
+}
+
+#[tokio::test]
 async fn home_matrix_links_every_cell_to_its_entries() {
     let r = get("/").await;
     assert!(
