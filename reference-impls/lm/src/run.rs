@@ -111,20 +111,23 @@ pub fn line_chart(
         w / 2.0,
         esc(title)
     );
-    for i in 0..=4 {
-        let fy = y0 + (y1 - y0) * i as f64 / 4.0;
-        let fx = x0 + (x1 - x0) * i as f64 / 4.0;
+    // Grid lines and labels at round values (1, 2 or 5 times a power of ten) inside each axis' range.
+    for fy in nice_ticks(y0, y1) {
         svg += &format!(
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e5e7eb\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e5e7eb\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
             w - right,
             left - 6.0,
             sy(fy) + 4.0,
             tick(fy),
-            h - bottom + 16.0,
-            tick(fx),
             y = sy(fy),
-            x = sx(fx),
+        );
+    }
+    for fx in nice_ticks(x0, x1) {
+        svg += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            sx(fx),
+            h - bottom + 16.0,
+            tick(fx)
         );
     }
     svg += &format!(
@@ -147,6 +150,13 @@ pub fn line_chart(
             "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
             path.join(" ")
         );
+        // Sparse series (e.g. periodic evaluations) get a marker per point, so even one point shows.
+        if path.len() < 30 {
+            for point in &path {
+                let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+                svg += &format!("<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>\n");
+            }
+        }
         svg += &format!(
             "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>\n",
             w - right - 4.0,
@@ -155,6 +165,23 @@ pub fn line_chart(
         );
     }
     svg + "</svg>\n"
+}
+
+/// About five round values between `lo` and `hi`.
+fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() * step;
+    (0..)
+        .map(|i| first + i as f64 * step)
+        .take_while(|v| *v <= hi + step * 1e-9)
+        .take(12)
+        .collect()
 }
 
 fn tick(v: f64) -> String {
@@ -181,5 +208,19 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("Loss &lt;train&gt;") && !svg.contains("<script"));
         assert!(svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn ticks_are_round_numbers_inside_the_range() {
+        assert_eq!(
+            super::nice_ticks(1.0, 500.0),
+            vec![100.0, 200.0, 300.0, 400.0, 500.0]
+        );
+        assert_eq!(super::nice_ticks(0.39, 6.93), vec![2.0, 4.0, 6.0]);
+        assert!(
+            super::nice_ticks(0.2, 0.72)
+                .iter()
+                .all(|v| (0.2..=0.72).contains(v))
+        );
     }
 }
