@@ -17,12 +17,10 @@ pub enum RunCommand {
     Sft(SftArgs),
 }
 
+/// Options every run takes.
 #[derive(Debug, Args)]
-pub struct PretrainArgs {
-    /// Model size: toy-xs, toy-s or toy-m.
-    #[arg(long, default_value = "toy-s")]
-    pub preset: String,
-    /// Run directory (default runs/pretrain-PRESET).
+pub struct RunArgs {
+    /// Run directory (default runs/METHOD-PRESET).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Override the preset's number of optimizer steps.
@@ -31,6 +29,23 @@ pub struct PretrainArgs {
     /// Continue the run in --out from its last checkpoint (after a crash or kill).
     #[arg(long)]
     pub resume: bool,
+}
+
+impl RunArgs {
+    fn out(&self, method: &str, preset: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{method}-{preset}")))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// Model size: toy-xs, toy-s or toy-m.
+    #[arg(long, default_value = "toy-s")]
+    pub preset: String,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -47,13 +62,8 @@ pub struct SftArgs {
     /// Chat template: plain, llama2, llama3, chatml, gemma, pku.
     #[arg(long, default_value = "chatml")]
     pub template: String,
-    /// Run directory (default runs/sft-PRESET).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    #[arg(long, value_name = "N")]
-    pub steps: Option<u64>,
-    #[arg(long)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub fn run(command: RunCommand) -> anyhow::Result<()> {
@@ -66,14 +76,12 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                     rice_rlhf::presets::MODEL_PRESETS.join(", ")
                 )
             })?;
-            if let Some(steps) = args.steps {
+            if let Some(steps) = args.run.steps {
                 cfg.train.steps = steps;
             }
-            let out = args
-                .out
-                .unwrap_or_else(|| PathBuf::from(format!("runs/pretrain-{}", args.preset)));
+            let out = args.run.out("pretrain", &args.preset);
             eprintln!("pre-training {} into {} …", args.preset, out.display());
-            let summary = rice_rlhf::pretrain::run(&cfg, &out, args.resume)?;
+            let summary = rice_rlhf::pretrain::run(&cfg, &out, args.run.resume)?;
             println!(
                 "done: {} parameters, {} steps, loss {:.3} → {:.3}, {:.0} tokens/s",
                 summary.parameters,
@@ -105,18 +113,16 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             let mut cfg = SftConfig::toy(model);
             cfg.data = args.data;
             cfg.template = args.template;
-            if let Some(steps) = args.steps {
+            if let Some(steps) = args.run.steps {
                 cfg.train.steps = steps;
             }
-            let out = args
-                .out
-                .unwrap_or_else(|| PathBuf::from(format!("runs/sft-{}", args.preset)));
+            let out = args.run.out("sft", &args.preset);
             eprintln!(
                 "fine-tuning {} into {} …",
                 cfg.model.display(),
                 out.display()
             );
-            let summary = rice_rlhf::sft::run(&cfg, &out, args.resume)?;
+            let summary = rice_rlhf::sft::run(&cfg, &out, args.run.resume)?;
             println!(
                 "done: {} examples, {} steps, loss {:.3} → {:.3}",
                 summary.examples,

@@ -11,35 +11,20 @@ use rice_lm::Config;
 use rice_lm::optim::{AdamW, AdamWParams};
 use rice_lm::rng::Rng;
 
-fn config(hidden: usize, layers: usize, heads: usize, kv: usize, inter: usize) -> Config {
-    Config {
-        vocab_size: 1024,
-        hidden_size: hidden,
-        intermediate_size: inter,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        num_key_value_heads: Some(kv),
-        max_position_embeddings: 512,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        tie_word_embeddings: true,
-        attention_bias: None,
-        model_type: "qwen2".into(),
-        bos_token_id: None,
-        eos_token_id: None,
-    }
-}
-
 fn main() {
     let quick = std::env::var_os("RICE_BENCH_QUICK").is_some();
     let (batch, seq) = (8usize, 128usize);
     let configs = [
         (
             "toy-m",
-            config(256, 6, 8, 4, 672),
+            Config::qwen2(1024, 256, 6, 8, 4, 672),
             if quick { 2 } else { 6 },
         ),
-        ("20M", config(512, 6, 8, 4, 1376), if quick { 1 } else { 3 }),
+        (
+            "20M",
+            Config::qwen2(1024, 512, 6, 8, 4, 1376),
+            if quick { 1 } else { 3 },
+        ),
     ];
     let device = Device::Cpu;
     for (name, cfg, steps) in configs {

@@ -26,19 +26,8 @@ pub use model::{CausalLm, Config, KvCache, ScoreModel};
 /// A tiny configuration for tests and examples: 2 layers, hidden 32, 4 query heads over 2 key/value heads.
 pub fn tiny_config(vocab_size: usize) -> Config {
     Config {
-        vocab_size,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: Some(2),
         max_position_embeddings: 128,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
         tie_word_embeddings: false,
-        attention_bias: None,
-        model_type: "qwen2".into(),
-        bos_token_id: None,
-        eos_token_id: None,
+        ..Config::qwen2(vocab_size, 32, 2, 4, 2, 64)
     }
 }

@@ -57,6 +57,33 @@ fn default_model_type() -> String {
 }
 
 impl Config {
+    /// A Qwen2-shaped configuration (tied embeddings, QKV bias, 512 positions) of the given sizes.
+    pub fn qwen2(
+        vocab_size: usize,
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        kv_heads: usize,
+        intermediate: usize,
+    ) -> Config {
+        Config {
+            vocab_size,
+            hidden_size: hidden,
+            intermediate_size: intermediate,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            num_key_value_heads: Some(kv_heads),
+            max_position_embeddings: 512,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: true,
+            attention_bias: None,
+            model_type: "qwen2".into(),
+            bos_token_id: None,
+            eos_token_id: None,
+        }
+    }
+
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }

@@ -14,22 +14,14 @@ pub fn model(preset: &str, vocab_size: usize) -> Option<Config> {
         "toy-m" => (256, 6, 8, 4),
         _ => return None,
     };
-    Some(Config {
+    Some(Config::qwen2(
         vocab_size,
-        hidden_size: hidden,
-        intermediate_size: hidden * 8 / 3 / 16 * 16,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        num_key_value_heads: Some(kv_heads),
-        max_position_embeddings: 512,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        tie_word_embeddings: true,
-        attention_bias: None,
-        model_type: "qwen2".into(),
-        bos_token_id: None,
-        eos_token_id: None,
-    })
+        hidden,
+        layers,
+        heads,
+        kv_heads,
+        hidden * 8 / 3 / 16 * 16,
+    ))
 }
 
 /// Parameters of a configuration (tied embeddings counted once).
