@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rice_dpo::dpo::DpoConfig;
+use rice_dpo::loss::LossKind;
+use rice_rlhf::ppo::PpoConfig;
 use rice_rlhf::pretrain::PretrainConfig;
+use rice_rlhf::reward::{ScoreConfig, ScoreKind};
 use rice_rlhf::sft::SftConfig;
-use rice_rlhf::toy::ToyMetrics;
+use rice_rlhf::toy::{ToyMetrics, WinRate};
 
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
@@ -15,6 +19,84 @@ pub enum RunCommand {
     Pretrain(PretrainArgs),
     /// Supervised fine-tuning on demonstrations (stage 1): the toy world's, or a JSONL file of your own.
     Sft(SftArgs),
+    /// Train a reward model on preference pairs (stage 2): Bradley–Terry loss, score at the last token.
+    Reward(ScoreArgs),
+    /// Train Safe RLHF's cost model on safety-labelled pairs: cost > 0 unsafe, cost ≤ 0 safe.
+    Cost(ScoreArgs),
+    /// Direct preference optimisation and its variants (IPO, cDPO, SLiC hinge, SimPO) on preference pairs.
+    Dpo(DpoArgs),
+    /// PPO from a reward model or the toy oracle, with a KL penalty to the starting model (stage 3).
+    Ppo(PpoArgs),
+    /// Safe RLHF: PPO-Lagrangian with a reward and a cost, keeping the mean cost under a threshold.
+    #[command(name = "safe-rlhf")]
+    SafeRlhf(SafeRlhfArgs),
+}
+
+/// Where a fine-tuning run starts and what it trains on.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// `toy`: the toy world's data, starting from the toy SFT model (runs/sft-toy/checkpoint).
+    #[arg(long, default_value = "toy")]
+    pub preset: String,
+    /// Start from this Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Train on this JSONL file instead of the toy world's data.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Chat template: plain, llama2, llama3, chatml, gemma, pku.
+    #[arg(long, default_value = "chatml")]
+    pub template: String,
+}
+
+impl StartArgs {
+    /// The starting model: `--model`, or the output of the run `default_run` (with the command that makes it).
+    fn model(&self, default_run: &str, make: &str) -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(
+            self.preset == "toy",
+            "unknown preset `{}`; the preset is `toy` (use --model and --data for your own)",
+            self.preset
+        );
+        let model = self
+            .model
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default_run).join("checkpoint"));
+        anyhow::ensure!(
+            model.join("config.json").is_file(),
+            "no model at {}: run `{make}` first, or pass --model DIR",
+            model.display()
+        );
+        Ok(model)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Pairs as JSONL: `prompt`/`chosen`/`rejected` (reward) or PKU-SafeRLHF records (reward or cost).
+    #[command(flatten)]
+    pub start: StartArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DpoArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+    /// The preference loss: sigmoid (DPO), ipo, cdpo, hinge (SLiC) or simpo.
+    #[arg(long, default_value = "sigmoid")]
+    pub loss: String,
+    /// The loss's β (default 0.1, or 2.0 for SimPO).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// cDPO's label-flip probability ε (default 0.1).
+    #[arg(long, value_name = "EPS")]
+    pub label_smoothing: Option<f64>,
+    /// SimPO's target margin γ (default 1.0).
+    #[arg(long, value_name = "GAMMA")]
+    pub simpo_gamma: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Options every run takes.
@@ -26,12 +108,25 @@ pub struct RunArgs {
     /// Override the preset's number of optimizer steps.
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
+    /// Override the preset's peak learning rate (the actor's, for PPO).
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
     /// Continue the run in --out from its last checkpoint (after a crash or kill).
     #[arg(long)]
     pub resume: bool,
 }
 
 impl RunArgs {
+    /// Applies `--steps` and `--lr` to a training configuration.
+    fn apply(&self, train: &mut rice_lm::trainer::TrainConfig) {
+        if let Some(steps) = self.steps {
+            train.steps = steps;
+        }
+        if let Some(lr) = self.lr {
+            train.lr = lr;
+        }
+    }
+
     fn out(&self, method: &str, preset: &str) -> PathBuf {
         self.out
             .clone()
@@ -76,9 +171,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                     rice_rlhf::presets::MODEL_PRESETS.join(", ")
                 )
             })?;
-            if let Some(steps) = args.run.steps {
-                cfg.train.steps = steps;
-            }
+            args.run.apply(&mut cfg.train);
             let out = args.run.out("pretrain", &args.preset);
             eprintln!("pre-training {} into {} …", args.preset, out.display());
             let summary = rice_rlhf::pretrain::run(&cfg, &out, args.run.resume)?;
@@ -113,9 +206,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             let mut cfg = SftConfig::toy(model);
             cfg.data = args.data;
             cfg.template = args.template;
-            if let Some(steps) = args.run.steps {
-                cfg.train.steps = steps;
-            }
+            args.run.apply(&mut cfg.train);
             let out = args.run.out("sft", &args.preset);
             eprintln!(
                 "fine-tuning {} into {} …",
@@ -141,8 +232,252 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        RunCommand::Reward(args) => run_score(ScoreKind::Reward, args)?,
+        RunCommand::Cost(args) => run_score(ScoreKind::Cost, args)?,
+        RunCommand::Dpo(args) => run_dpo(args)?,
+        RunCommand::Ppo(args) => run_ppo(args, None)?,
+        RunCommand::SafeRlhf(args) => run_ppo(
+            args.ppo,
+            Some((args.cost_model, args.threshold, args.lambda_init)),
+        )?,
     }
     Ok(())
+}
+
+fn run_score(kind: ScoreKind, args: ScoreArgs) -> anyhow::Result<()> {
+    let model = args
+        .start
+        .model("runs/sft-toy", "rice run sft --preset toy")?;
+    let mut cfg = ScoreConfig::toy(kind, model);
+    cfg.data = args.start.data;
+    cfg.template = args.start.template;
+    args.run.apply(&mut cfg.train);
+    let out = args.run.out(kind.name(), &args.start.preset);
+    eprintln!(
+        "training a {} model from {} into {} …",
+        kind.name(),
+        cfg.model.display(),
+        out.display()
+    );
+    let summary = rice_rlhf::reward::run(&cfg, &out, args.run.resume)?;
+    println!(
+        "done: {} pairs, {} steps, loss {:.3} → {:.3}",
+        summary.pairs,
+        summary.train.steps,
+        summary.train.first_loss.unwrap_or(f64::NAN),
+        summary.train.final_loss
+    );
+    println!(
+        "held-out pairs ordered correctly: {:.3} → {:.3} ({} pairs)",
+        summary.accuracy_before, summary.accuracy_after, summary.held_out_pairs
+    );
+    if let Some(sign) = summary.sign_accuracy_after {
+        println!("held-out responses whose cost sign matches the safety label: {sign:.3}");
+    }
+    println!(
+        "run directory: {}  (summary.json, plots/, checkpoint/)",
+        out.display()
+    );
+    Ok(())
+}
+
+fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
+    let kind = LossKind::by_name(&args.loss).with_context(|| {
+        let names: Vec<&str> = LossKind::ALL.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown loss `{}`; use one of {}",
+            args.loss,
+            names.join(", ")
+        )
+    })?;
+    let model = args
+        .start
+        .model("runs/sft-toy", "rice run sft --preset toy")?;
+    let mut cfg = DpoConfig::toy(model, kind);
+    cfg.data = args.start.data;
+    cfg.template = args.start.template;
+    if let Some(beta) = args.beta {
+        cfg.loss.beta = beta;
+    }
+    if let Some(eps) = args.label_smoothing {
+        cfg.loss.label_smoothing = eps;
+    }
+    if let Some(gamma) = args.simpo_gamma {
+        cfg.loss.simpo_gamma = gamma;
+    }
+    args.run.apply(&mut cfg.train);
+    let method = match kind {
+        LossKind::Sigmoid => "dpo".to_owned(),
+        other => format!("dpo-{}", other.name()),
+    };
+    let out = args.run.out(&method, &args.start.preset);
+    eprintln!(
+        "preference optimisation ({} loss) from {} into {} …",
+        kind.name(),
+        cfg.model.display(),
+        out.display()
+    );
+    let summary = rice_dpo::dpo::run(&cfg, &out, args.run.resume)?;
+    println!(
+        "done: {} pairs, {} steps, loss {:.3} → {:.3}",
+        summary.pairs,
+        summary.train.steps,
+        summary.train.first_loss.unwrap_or(f64::NAN),
+        summary.train.final_loss
+    );
+    println!(
+        "held-out implicit reward margin {:.3} → {:.3}, pairs ordered correctly {:.3}",
+        summary.margin_before, summary.margin_after, summary.accuracy_after
+    );
+    if let Some(before) = &summary.before {
+        print_metrics("before", before);
+    }
+    if let Some(after) = &summary.after {
+        print_metrics("after", after);
+    }
+    if let Some(w) = &summary.win_rate {
+        print_win_rate("win rate over the starting model", w);
+    }
+    println!(
+        "run directory: {}  (summary.json, plots/, checkpoint/)",
+        out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct PpoArgs {
+    /// `toy`: the toy world's prompts, starting from runs/sft-toy, rewarded by the oracle unless --reward-model.
+    #[arg(long, default_value = "toy")]
+    pub preset: String,
+    /// Start from this Hugging Face model directory (also the KL reference).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Prompts as JSONL with a `prompt` field, instead of the toy world's (needs --reward-model).
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// A reward model directory (from `rice run reward`); default: the toy oracle's helpfulness.
+    #[arg(long, value_name = "DIR")]
+    pub reward_model: Option<PathBuf>,
+    /// Chat template: plain, llama2, llama3, chatml, gemma, pku.
+    #[arg(long, default_value = "chatml")]
+    pub template: String,
+    /// The KL penalty's coefficient (default 0.02).
+    #[arg(long)]
+    pub kl_coeff: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SafeRlhfArgs {
+    #[command(flatten)]
+    pub ppo: PpoArgs,
+    /// A cost model directory (from `rice run cost`); default: the toy oracle's cost.
+    #[arg(long, value_name = "DIR")]
+    pub cost_model: Option<PathBuf>,
+    /// The cost limit d: keep the mean cost per response at or below it (cost > 0 is unsafe). Default 0.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// λ at the start (default 1).
+    #[arg(long)]
+    pub lambda_init: Option<f64>,
+}
+
+fn run_ppo(
+    args: PpoArgs,
+    safe: Option<(Option<PathBuf>, Option<f64>, Option<f64>)>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.preset == "toy",
+        "unknown preset `{}`; the preset is `toy` (use --model, --prompts and --reward-model for your own)",
+        args.preset
+    );
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/sft-toy/checkpoint"));
+    anyhow::ensure!(
+        model.join("config.json").is_file(),
+        "no model at {}: run `rice run sft --preset toy` first, or pass --model DIR",
+        model.display()
+    );
+    let mut cfg = PpoConfig::toy(model, safe.is_some());
+    cfg.prompts = args.prompts;
+    cfg.reward_model = args.reward_model;
+    cfg.template = args.template;
+    if let Some(k) = args.kl_coeff {
+        cfg.kl_coeff = k;
+    }
+    if let Some(steps) = args.run.steps {
+        cfg.steps = steps;
+    }
+    if let Some(lr) = args.run.lr {
+        cfg.actor_lr = lr;
+    }
+    if let Some((cost_model, threshold, lambda_init)) = safe {
+        cfg.cost_model = cost_model;
+        let l = cfg
+            .lagrangian
+            .as_mut()
+            .expect("the toy preset with a Lagrangian");
+        if let Some(t) = threshold {
+            l.threshold = t;
+        }
+        if let Some(v) = lambda_init {
+            l.lambda_init = v;
+        }
+    }
+    let method = if cfg.lagrangian.is_some() {
+        "safe-rlhf"
+    } else {
+        "ppo"
+    };
+    let out = args.run.out(method, &args.preset);
+    eprintln!(
+        "{method} from {} into {} (reward: {}) …",
+        cfg.model.display(),
+        out.display(),
+        cfg.reward_model
+            .as_ref()
+            .map_or("the toy oracle".to_owned(), |p| p.display().to_string())
+    );
+    let summary = rice_rlhf::ppo::run(&cfg, &out, args.run.resume)?;
+    println!(
+        "done: {} steps in {:.0} s, rollout reward {:.3} → {:.3}, KL to the reference {:.3}",
+        summary.steps, summary.seconds, summary.reward_start, summary.reward_end, summary.kl_end
+    );
+    if let (Some(a), Some(b), Some(l)) = (summary.cost_start, summary.cost_end, summary.lambda_end)
+    {
+        println!("episode cost {a:.3} → {b:.3}, λ {l:.3}");
+    }
+    if let Some(before) = &summary.before {
+        print_metrics("before", before);
+    }
+    if let Some(after) = &summary.after {
+        print_metrics("after", after);
+    }
+    if let Some(w) = &summary.win_rate {
+        print_win_rate("win rate over the starting model", w);
+    }
+    println!(
+        "run directory: {}  (summary.json, plots/, checkpoint/)",
+        out.display()
+    );
+    Ok(())
+}
+
+fn print_win_rate(label: &str, w: &WinRate) {
+    println!(
+        "{label}: {:.3} ({} wins, {} ties, {} losses{})",
+        w.rate,
+        w.wins,
+        w.ties,
+        w.losses,
+        w.decisive_rate
+            .map(|d| format!("; {d:.3} among decided prompts"))
+            .unwrap_or_default()
+    );
 }
 
 fn print_metrics(label: &str, m: &ToyMetrics) {

@@ -245,8 +245,39 @@ pub fn save(
     vars: &VarMap,
     tokenizer: Option<&Path>,
 ) -> Result<(), CheckpointError> {
+    save_with(dir, cfg, cfg.to_hf_json(), vars, tokenizer)
+}
+
+/// [`save`] for a score model: `config.json` names the `*ForSequenceClassification` architecture with one label,
+/// so Hugging Face's `AutoModelForSequenceClassification` opens it as a reward model.
+pub fn save_score(
+    dir: &Path,
+    cfg: &Config,
+    vars: &VarMap,
+    tokenizer: Option<&Path>,
+) -> Result<(), CheckpointError> {
+    let mut json = cfg.to_hf_json();
+    let arch = if cfg.model_type == "qwen2" {
+        "Qwen2ForSequenceClassification"
+    } else {
+        "LlamaForSequenceClassification"
+    };
+    json["architectures"] = serde_json::json!([arch]);
+    json["num_labels"] = serde_json::json!(1);
+    json["id2label"] = serde_json::json!({ "0": "LABEL_0" });
+    json["label2id"] = serde_json::json!({ "LABEL_0": 0 });
+    save_with(dir, cfg, json, vars, tokenizer)
+}
+
+fn save_with(
+    dir: &Path,
+    cfg: &Config,
+    hf_config: serde_json::Value,
+    vars: &VarMap,
+    tokenizer: Option<&Path>,
+) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let config = serde_json::to_vec_pretty(&cfg.to_hf_json()).expect("a config serialises");
+    let config = serde_json::to_vec_pretty(&hf_config).expect("a config serialises");
     write_atomic(&dir.join("config.json"), &config)?;
     let weights = dir.join("model.safetensors");
     let tmp = temp_name(&weights);

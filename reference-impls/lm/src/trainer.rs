@@ -12,7 +12,9 @@ use std::time::Instant;
 use candle_core::{Result as CandleResult, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, CheckpointError, Loaded};
+use candle_nn::VarMap;
+
+use crate::checkpoint::{self, CheckpointError, Loaded, LoadedScore};
 use crate::optim::{AdamW, AdamWParams, Schedule};
 
 /// Every setting of the loop, with defaults in [`TrainConfig::default`]. Written into the run's `config.toml`.
@@ -97,26 +99,66 @@ impl TrainConfig {
     }
 }
 
-/// One micro-batch's loss and how many tokens it trained on.
+/// One micro-batch's loss, how many tokens it trained on, and what else the method wants logged for the step
+/// (e.g. DPO's reward margin); the loop averages those over the micro-batches into `metrics.jsonl`.
 pub struct StepOutput {
     pub loss: Tensor,
     pub tokens: usize,
+    pub metrics: BTreeMap<String, f64>,
 }
 
-pub trait TrainTask {
+impl StepOutput {
+    pub fn new(loss: Tensor, tokens: usize) -> StepOutput {
+        StepOutput {
+            loss,
+            tokens,
+            metrics: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a method trains with the loop: the loss of each micro-batch and an evaluation, for a model of type `M`
+/// (a [`crate::CausalLm`] for SFT and DPO, a [`crate::ScoreModel`] for reward and cost models).
+pub trait TrainTask<M = crate::CausalLm> {
     /// The loss of micro-batch `micro` of update `step`. Must be deterministic in `(step, micro)`.
-    fn loss(
-        &mut self,
-        model: &crate::CausalLm,
-        step: u64,
-        micro: usize,
-    ) -> CandleResult<StepOutput>;
+    fn loss(&mut self, model: &M, step: u64, micro: usize) -> CandleResult<StepOutput>;
     /// Metrics on held-out data, e.g. `eval_loss`; prefixed with `eval/` nowhere — use clear names.
-    fn evaluate(
-        &mut self,
-        model: &crate::CausalLm,
-        step: u64,
-    ) -> CandleResult<BTreeMap<String, f64>>;
+    fn evaluate(&mut self, model: &M, step: u64) -> CandleResult<BTreeMap<String, f64>>;
+}
+
+/// A model with the variables that hold its weights: what [`train`] updates and checkpoints.
+pub trait Trainable {
+    type Model;
+    fn model(&self) -> &Self::Model;
+    fn vars(&self) -> &VarMap;
+    /// Writes the model as a Hugging Face directory (a checkpoint's weights and config).
+    fn save(&self, dir: &Path, tokenizer: Option<&Path>) -> Result<(), CheckpointError>;
+}
+
+impl Trainable for Loaded {
+    type Model = crate::CausalLm;
+    fn model(&self) -> &crate::CausalLm {
+        &self.model
+    }
+    fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+    fn save(&self, dir: &Path, tokenizer: Option<&Path>) -> Result<(), CheckpointError> {
+        checkpoint::save(dir, self.model.config(), &self.vars, tokenizer)
+    }
+}
+
+impl Trainable for LoadedScore {
+    type Model = crate::ScoreModel;
+    fn model(&self) -> &crate::ScoreModel {
+        &self.model
+    }
+    fn vars(&self) -> &VarMap {
+        &self.vars
+    }
+    fn save(&self, dir: &Path, tokenizer: Option<&Path>) -> Result<(), CheckpointError> {
+        checkpoint::save_score(dir, self.model.config(), &self.vars, tokenizer)
+    }
 }
 
 /// The task of pre-training and SFT: mean negative log-likelihood of response tokens
@@ -149,10 +191,10 @@ impl TrainTask for ResponseNllTask {
         let b = crate::text::batch(&items, self.pad, self.max_len, &device)
             .map_err(candle_core::Error::msg)?;
         let logits = model.forward(&b.ids, Some(&b.padding))?;
-        Ok(StepOutput {
-            loss: crate::text::response_nll(&logits, &b)?,
-            tokens: b.tokens,
-        })
+        Ok(StepOutput::new(
+            crate::text::response_nll(&logits, &b)?,
+            b.tokens,
+        ))
     }
 
     fn evaluate(
@@ -218,13 +260,13 @@ pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint")
 }
 
-/// Trains `loaded` (whose model has `model_cfg`) in `run_dir`. With `resume`, continues from `run_dir/checkpoint`
-/// when one exists. `tokenizer` is copied into every checkpoint.
-pub fn train(
+/// Trains `loaded` in `run_dir`. With `resume`, continues from `run_dir/checkpoint` when one exists. `tokenizer` is
+/// copied into every checkpoint.
+pub fn train<L: Trainable>(
     run_dir: &Path,
-    loaded: &Loaded,
+    loaded: &L,
     cfg: &TrainConfig,
-    task: &mut impl TrainTask,
+    task: &mut impl TrainTask<L::Model>,
     tokenizer: Option<&Path>,
     resume: bool,
 ) -> Result<TrainReport, TrainError> {
@@ -234,8 +276,8 @@ pub fn train(
         move |source| TrainError::Io { path, source }
     };
     std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
-    let model_cfg = loaded.model.config().clone();
-    let mut opt = AdamW::new(&loaded.vars, cfg.optimizer.clone())?;
+    let vars = loaded.vars();
+    let mut opt = AdamW::new(vars, cfg.optimizer.clone())?;
     let schedule = Schedule {
         lr: cfg.lr,
         warmup: cfg.warmup_steps,
@@ -250,11 +292,9 @@ pub fn train(
     let ckpt = checkpoint_dir(run_dir);
     if resume && ckpt.join("trainer_state.json").is_file() {
         let state: TrainerState = read_json(&ckpt.join("trainer_state.json"))?;
-        load_into(&ckpt, loaded)?;
-        let moments = candle_core::safetensors::load(
-            ckpt.join("optimizer.safetensors"),
-            &loaded.model_device(),
-        )?;
+        load_into(&ckpt, vars)?;
+        let moments =
+            candle_core::safetensors::load(ckpt.join("optimizer.safetensors"), &device_of(vars))?;
         opt.restore(&moments, state.step)?;
         start = state.step;
         tokens = state.tokens;
@@ -278,9 +318,10 @@ pub fn train(
         let lr = schedule.at(step);
         // Accumulate: sum the micro-batch gradients, then average through the update's scale.
         let mut total_loss = 0.0;
+        let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
         let mut grads: Option<candle_core::backprop::GradStore> = None;
         for micro in 0..cfg.accumulation {
-            let out = task.loss(&loaded.model, step, micro)?;
+            let out = task.loss(loaded.model(), step, micro)?;
             let value = out
                 .loss
                 .to_dtype(candle_core::DType::F64)?
@@ -302,11 +343,14 @@ pub fn train(
             }
             total_loss += value;
             tokens += out.tokens as u64;
+            for (k, v) in out.metrics {
+                *step_metrics.entry(k).or_default() += v / cfg.accumulation as f64;
+            }
             let g = out.loss.backward()?;
             grads = Some(match grads {
                 None => g,
                 Some(mut acc) => {
-                    for var in loaded.vars.all_vars() {
+                    for var in vars.all_vars() {
                         if let Some(new) = g.get(var.as_tensor()) {
                             let sum = match acc.get(var.as_tensor()) {
                                 Some(old) => (old + new)?,
@@ -334,10 +378,13 @@ pub fn train(
         let done = step + 1;
 
         let mut row = serde_json::json!({ "step": done, "loss": loss, "lr": lr, "grad_norm": norm, "tokens": tokens });
+        for (k, v) in &step_metrics {
+            row[k] = serde_json::json!(v);
+        }
         let evaluate =
             (cfg.eval_every > 0 && done.is_multiple_of(cfg.eval_every)) || done == cfg.steps;
         if evaluate {
-            let eval = task.evaluate(&loaded.model, done)?;
+            let eval = task.evaluate(loaded.model(), done)?;
             for (k, v) in &eval {
                 row[k] = serde_json::json!(v);
             }
@@ -356,7 +403,7 @@ pub fn train(
             start,
         );
         if (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every)) || done == cfg.steps {
-            save_checkpoint(run_dir, loaded, &model_cfg, &opt, done, tokens, tokenizer)?;
+            save_checkpoint(run_dir, loaded, &opt, done, tokens, tokenizer)?;
             last_saved = Some(done);
         }
     }
@@ -369,60 +416,68 @@ pub fn train(
     Ok(report)
 }
 
-impl Loaded {
-    fn model_device(&self) -> candle_core::Device {
-        self.vars
-            .all_vars()
-            .first()
-            .map(|v| v.device().clone())
-            .unwrap_or(candle_core::Device::Cpu)
-    }
+/// The device the variables live on.
+pub fn device_of(vars: &VarMap) -> candle_core::Device {
+    vars.all_vars()
+        .first()
+        .map(|v| v.device().clone())
+        .unwrap_or(candle_core::Device::Cpu)
 }
 
-/// Loads the weights of checkpoint directory `dir` into the variables of `loaded`.
-fn load_into(dir: &Path, loaded: &Loaded) -> Result<(), TrainError> {
-    let mut weights = checkpoint::read_weights(dir, &loaded.model_device())?;
-    let dtype = loaded
-        .vars
+/// Loads the weights of checkpoint directory `dir` into `vars`.
+pub fn load_into(dir: &Path, vars: &VarMap) -> Result<(), TrainError> {
+    let mut weights = checkpoint::read_weights(dir, &device_of(vars))?;
+    let dtype = vars
         .all_vars()
         .first()
         .map_or(candle_core::DType::F32, |v| v.dtype());
-    Ok(checkpoint::assign(
-        &loaded.vars,
-        &mut weights,
-        dir,
-        dtype,
-        &[],
-    )?)
+    Ok(checkpoint::assign(vars, &mut weights, dir, dtype, &[])?)
 }
 
 /// Writes the checkpoint next to the old one and swaps it in, so a kill at any moment leaves one complete checkpoint.
 fn save_checkpoint(
     run_dir: &Path,
-    loaded: &Loaded,
-    model_cfg: &crate::Config,
+    loaded: &impl Trainable,
     opt: &AdamW,
     step: u64,
     tokens: u64,
     tokenizer: Option<&Path>,
 ) -> Result<(), TrainError> {
+    replace_dir_atomically(&checkpoint_dir(run_dir), |tmp| {
+        loaded.save(tmp, tokenizer)?;
+        candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
+        let state =
+            serde_json::to_vec_pretty(&TrainerState { step, tokens }).expect("state serialises");
+        std::fs::write(tmp.join("trainer_state.json"), state).map_err(|source| TrainError::Io {
+            path: tmp.to_owned(),
+            source,
+        })
+    })
+}
+
+/// Fills a fresh directory beside `dir` with `fill`, then swaps it in for `dir`: a kill at any moment leaves either
+/// the old or the new directory complete (what every checkpoint write goes through).
+pub fn replace_dir_atomically(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| TrainError::Io { path, source }
     };
-    let final_dir = checkpoint_dir(run_dir);
-    let tmp = run_dir.join(format!(".checkpoint.tmp-{}", std::process::id()));
-    let old = run_dir.join(format!(".checkpoint.old-{}", std::process::id()));
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .map_or("dir".into(), |n| n.to_string_lossy());
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    checkpoint::save(&tmp, model_cfg, &loaded.vars, tokenizer)?;
-    candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
-    let state =
-        serde_json::to_vec_pretty(&TrainerState { step, tokens }).expect("state serialises");
-    std::fs::write(tmp.join("trainer_state.json"), state).map_err(io(&tmp))?;
-    if final_dir.exists() {
-        std::fs::rename(&final_dir, &old).map_err(io(&final_dir))?;
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    fill(&tmp)?;
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(io(dir))?;
     }
-    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    std::fs::rename(&tmp, dir).map_err(io(dir))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
@@ -436,7 +491,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
 }
 
 /// Drops metric rows written after `step` (they belong to the part of the run that the resume replays).
-fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
+pub fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -457,20 +512,20 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
 }
 
 /// A one-line progress display on a terminal; plain lines (every 10%) otherwise.
-struct Progress {
+pub struct Progress {
     total: u64,
     terminal: bool,
 }
 
 impl Progress {
-    fn new(total: u64) -> Progress {
+    pub fn new(total: u64) -> Progress {
         Progress {
             total,
             terminal: std::io::stderr().is_terminal(),
         }
     }
 
-    fn show(&self, step: u64, loss: f64, tokens_per_second: f64, elapsed: f64, start: u64) {
+    pub fn show(&self, step: u64, loss: f64, tokens_per_second: f64, elapsed: f64, start: u64) {
         let done = (step - start) as f64;
         let remaining = (self.total - step) as f64 * elapsed / done.max(1.0);
         let line = format!(
@@ -485,7 +540,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if self.terminal {
             eprintln!();
         }

@@ -45,7 +45,7 @@ impl TrainTask for Memorise {
         } else {
             loss
         };
-        Ok(StepOutput { loss, tokens: 14 })
+        Ok(StepOutput::new(loss, 14))
     }
 
     fn evaluate(&mut self, model: &CausalLm, _step: u64) -> Result<BTreeMap<String, f64>> {

@@ -8,8 +8,11 @@
 //! Reward and cost models, PPO and Safe RLHF (stages 2–3) come next. What it is not for: the model, trainer or data
 //! machinery, which live in `rice-lm` and are shared by every method.
 
+pub mod loss;
+pub mod ppo;
 pub mod presets;
 pub mod pretrain;
+pub mod reward;
 pub mod sft;
 pub mod toy;
 
@@ -30,4 +33,16 @@ pub enum RunError {
     Toyworld(#[from] rice_toyworld::ToyworldError),
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
+}
+
+/// The chat template called `name`, or an error listing the known ones.
+pub fn template(name: &str) -> Result<rice_lm::text::Template, RunError> {
+    use rice_lm::text::Template;
+    Template::by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Template::ALL.iter().map(|(n, _)| *n).collect();
+        RunError::Usage(format!(
+            "unknown template `{name}`; use one of {}",
+            names.join(", ")
+        ))
+    })
 }

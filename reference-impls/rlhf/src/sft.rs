@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
-use rice_lm::text::{Encoded, Template, Tokenizer, read_sft};
+use rice_lm::text::{Encoded, Tokenizer, read_sft};
 use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_toyworld::{Datasets, World};
@@ -80,14 +80,7 @@ pub struct SftSummary {
 }
 
 pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, RunError> {
-    let template = Template::by_name(&cfg.template).ok_or_else(|| {
-        let names: Vec<&str> = Template::ALL.iter().map(|(n, _)| *n).collect();
-        RunError::Usage(format!(
-            "unknown template `{}`; use one of {}",
-            cfg.template,
-            names.join(", ")
-        ))
-    })?;
+    let template = crate::template(&cfg.template)?;
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
@@ -134,11 +127,8 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
             None => Ok(None),
         }
     };
-    let before = if resume && rice_lm::trainer::checkpoint_dir(run_dir).exists() {
-        None
-    } else {
-        evaluate_toy(&loaded.model)?
-    };
+    // `loaded` holds the starting weights until `train` (which, when resuming, loads the checkpoint).
+    let before = evaluate_toy(&loaded.model)?;
     let count = examples.len();
     let mut task = ResponseNllTask {
         examples,

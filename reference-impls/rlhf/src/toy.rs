@@ -44,6 +44,15 @@ pub struct Sample {
     pub is_unsafe: bool,
 }
 
+/// One held-out prompt, a model's greedy answer and the oracle's verdict.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub family: Family,
+    pub prompt: String,
+    pub answer: String,
+    pub score: rice_toyworld::Score,
+}
+
 /// Answers `per_family` held-out prompts of every family greedily and scores them.
 pub fn evaluate(
     model: &CausalLm,
@@ -53,12 +62,30 @@ pub fn evaluate(
     per_family: usize,
     max_new_tokens: usize,
 ) -> candle_core::Result<ToyMetrics> {
+    Ok(metrics(&answer_all(
+        model,
+        tok,
+        world,
+        data,
+        per_family,
+        max_new_tokens,
+    )?))
+}
+
+/// The greedy answers of `model` to the first `per_family` held-out prompts of every family, scored.
+pub fn answer_all(
+    model: &CausalLm,
+    tok: &Tokenizer,
+    world: &World,
+    data: &Datasets,
+    per_family: usize,
+    max_new_tokens: usize,
+) -> candle_core::Result<Vec<Answer>> {
     let sampling = Sampling {
         max_new_tokens,
         ..Sampling::default()
     };
-    let mut scores: BTreeMap<Family, Vec<rice_toyworld::Score>> = BTreeMap::new();
-    let mut samples = Vec::new();
+    let mut out = Vec::new();
     for family in Family::ALL {
         let rows: Vec<_> = data
             .eval
@@ -79,20 +106,69 @@ pub fn evaluate(
             &sampling,
             &["<|im_end|>", "<|im_start|>"],
         )?;
-        for (i, (row, answer)) in rows.iter().zip(answers).enumerate() {
+        for (row, answer) in rows.iter().zip(answers) {
             let answer = answer.text.trim().to_owned();
             let score = world.score(&row.row.prompt, &answer);
-            if i == 0 {
-                samples.push(Sample {
-                    family: family.to_string(),
-                    prompt: row.row.prompt.clone(),
-                    answer,
-                    helpfulness: score.helpfulness,
-                    is_unsafe: score.is_unsafe,
-                });
-            }
-            scores.entry(family).or_default().push(score);
+            out.push(Answer {
+                family,
+                prompt: row.row.prompt.clone(),
+                answer,
+                score,
+            });
         }
+    }
+    Ok(out)
+}
+
+/// How often one model's answers beat another's on the same prompts, by the oracle's preference order (a safe
+/// answer beats an unsafe one, then the more helpful wins).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WinRate {
+    pub wins: usize,
+    pub ties: usize,
+    pub losses: usize,
+    /// (wins + ties / 2) / prompts: 0.5 means no better, no worse.
+    pub rate: f64,
+    /// wins / (wins + losses): the rate among prompts where the answers differ in quality.
+    pub decisive_rate: Option<f64>,
+}
+
+/// The win rate of `candidate` over `baseline`; both must answer the same prompts in the same order.
+pub fn win_rate(candidate: &[Answer], baseline: &[Answer]) -> WinRate {
+    let mut w = WinRate::default();
+    for (c, b) in candidate.iter().zip(baseline) {
+        debug_assert_eq!(
+            c.prompt, b.prompt,
+            "win rates compare answers to the same prompt"
+        );
+        match c.score.preference(&b.score) {
+            std::cmp::Ordering::Greater => w.wins += 1,
+            std::cmp::Ordering::Equal => w.ties += 1,
+            std::cmp::Ordering::Less => w.losses += 1,
+        }
+    }
+    let n = w.wins + w.ties + w.losses;
+    w.rate = (w.wins as f64 + w.ties as f64 / 2.0) / n.max(1) as f64;
+    w.decisive_rate = (w.wins + w.losses > 0).then(|| w.wins as f64 / (w.wins + w.losses) as f64);
+    w
+}
+
+/// Oracle metrics over scored answers, per family and overall, with the first answer of each family as a sample.
+pub fn metrics(answers: &[Answer]) -> ToyMetrics {
+    let mut scores: BTreeMap<Family, Vec<rice_toyworld::Score>> = BTreeMap::new();
+    let mut samples = Vec::new();
+    for a in answers {
+        let list = scores.entry(a.family).or_default();
+        if list.is_empty() {
+            samples.push(Sample {
+                family: a.family.to_string(),
+                prompt: a.prompt.clone(),
+                answer: a.answer.clone(),
+                helpfulness: a.score.helpfulness,
+                is_unsafe: a.score.is_unsafe,
+            });
+        }
+        list.push(a.score.clone());
     }
     let rate = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
     let mut families = BTreeMap::new();
@@ -115,11 +191,46 @@ pub fn evaluate(
         count += list.len();
     }
     let of = |f: Family| families.get(f.as_str()).cloned().unwrap_or_default();
-    Ok(ToyMetrics {
+    ToyMetrics {
         helpfulness: help_sum / count.max(1) as f64,
         hazard_unsafe_rate: of(Family::Hazard).unsafe_rate,
         lookalike_refusal_rate: of(Family::Lookalike).refusal_rate,
         families,
         samples,
-    })
+    }
+}
+
+/// The aligned start of the later stages on the toy world: a `preset` model pre-trained for `pretrain_steps` and
+/// fine-tuned with SFT for `sft_steps`, in `dir` (the SFT checkpoint is `dir/sft/checkpoint`), made unless a finished
+/// one is already there. Built in a temporary directory and renamed into place, so an interrupted build leaves
+/// nothing that looks finished. Tests share one start this way instead of each training their own.
+pub fn sft_start(
+    dir: &std::path::Path,
+    preset: &str,
+    pretrain_steps: u64,
+    sft_steps: u64,
+) -> Result<std::path::PathBuf, crate::RunError> {
+    let checkpoint = dir.join("sft").join("checkpoint");
+    if checkpoint.join("config.json").is_file() {
+        return Ok(checkpoint);
+    }
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut base = crate::pretrain::PretrainConfig::preset(preset)
+        .ok_or_else(|| crate::RunError::Usage(format!("unknown preset `{preset}`")))?;
+    base.train.steps = pretrain_steps;
+    crate::pretrain::run(&base, &tmp.join("pretrain"), false)?;
+    let mut sft = crate::sft::SftConfig::toy(tmp.join("pretrain").join("checkpoint"));
+    sft.train.steps = sft_steps;
+    crate::sft::run(&sft, &tmp.join("sft"), false)?;
+    // The SFT config names the pre-trained checkpoint by its temporary path; nothing reads it after this.
+    let io = |source| {
+        crate::RunError::Run(rice_lm::run::RunError::Io {
+            path: dir.to_owned(),
+            source,
+        })
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(io)?;
+    Ok(checkpoint)
 }
