@@ -11,7 +11,7 @@ use rice_rlhf::ppo::PpoConfig;
 use rice_rlhf::pretrain::PretrainConfig;
 use rice_rlhf::reward::{ScoreConfig, ScoreKind};
 use rice_rlhf::sft::SftConfig;
-use rice_rlhf::toy::{ToyMetrics, WinRate};
+use rice_rlhf::toy::{Comparison, ToyMetrics, WinRate};
 
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
@@ -35,7 +35,8 @@ pub enum RunCommand {
 /// Where a fine-tuning run starts and what it trains on.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// `toy`: the toy world's data, starting from the toy SFT model (runs/sft-toy/checkpoint).
+    /// `toy`: the toy world's data, starting from the helpful-only toy SFT model (runs/sft-toy-helpful/checkpoint,
+    /// made by `rice run sft --preset toy-helpful`).
     #[arg(long, default_value = "toy")]
     pub preset: String,
     /// Start from this Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
@@ -95,6 +96,10 @@ pub struct DpoArgs {
     /// SimPO's target margin γ (default 1.0).
     #[arg(long, value_name = "GAMMA")]
     pub simpo_gamma: Option<f64>,
+    /// Toy world only: `sampled` (pairs from the start model's samples, ranked by the oracle) or `world` (the
+    /// world's fixed preference pairs).
+    #[arg(long, default_value = "sampled")]
+    pub pairs: String,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -145,7 +150,9 @@ pub struct PretrainArgs {
 
 #[derive(Debug, Args)]
 pub struct SftArgs {
-    /// `toy`: the toy world's aligned demonstrations, starting from runs/pretrain-toy-s.
+    /// `toy`: the toy world's aligned demonstrations, starting from runs/pretrain-toy-s. `toy-helpful`: all but the
+    /// hazard demonstrations — a helpful but not yet safe start, like Safe RLHF's SFT on Alpaca, which the reward,
+    /// cost, PPO, Safe RLHF and DPO presets start from.
     #[arg(long, default_value = "toy")]
     pub preset: String,
     /// Start from this Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
@@ -191,8 +198,8 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
         }
         RunCommand::Sft(args) => {
             anyhow::ensure!(
-                args.preset == "toy",
-                "unknown preset `{}`; the SFT preset is `toy`",
+                args.preset == "toy" || args.preset == "toy-helpful",
+                "unknown preset `{}`; the SFT presets are `toy` and `toy-helpful`",
                 args.preset
             );
             let model = args
@@ -204,6 +211,9 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                 model.display()
             );
             let mut cfg = SftConfig::toy(model);
+            if args.preset == "toy-helpful" {
+                cfg.families = rice_rlhf::sft::HELPFUL_FAMILIES.map(String::from).to_vec();
+            }
             cfg.data = args.data;
             cfg.template = args.template;
             args.run.apply(&mut cfg.train);
@@ -247,7 +257,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
 fn run_score(kind: ScoreKind, args: ScoreArgs) -> anyhow::Result<()> {
     let model = args
         .start
-        .model("runs/sft-toy", "rice run sft --preset toy")?;
+        .model("runs/sft-toy-helpful", "rice run sft --preset toy-helpful")?;
     let mut cfg = ScoreConfig::toy(kind, model);
     cfg.data = args.start.data;
     cfg.template = args.start.template;
@@ -271,6 +281,14 @@ fn run_score(kind: ScoreKind, args: ScoreArgs) -> anyhow::Result<()> {
         "held-out pairs ordered correctly: {:.3} → {:.3} ({} pairs)",
         summary.accuracy_before, summary.accuracy_after, summary.held_out_pairs
     );
+    if !summary.accuracy_by_family.is_empty() {
+        let parts: Vec<String> = summary
+            .accuracy_by_family
+            .iter()
+            .map(|(f, a)| format!("{f} {a:.2}"))
+            .collect();
+        println!("by family: {}", parts.join(", "));
+    }
     if let Some(sign) = summary.sign_accuracy_after {
         println!("held-out responses whose cost sign matches the safety label: {sign:.3}");
     }
@@ -292,7 +310,7 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
     })?;
     let model = args
         .start
-        .model("runs/sft-toy", "rice run sft --preset toy")?;
+        .model("runs/sft-toy-helpful", "rice run sft --preset toy-helpful")?;
     let mut cfg = DpoConfig::toy(model, kind);
     cfg.data = args.start.data;
     cfg.template = args.start.template;
@@ -305,6 +323,7 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
     if let Some(gamma) = args.simpo_gamma {
         cfg.loss.simpo_gamma = gamma;
     }
+    cfg.toy_pairs = args.pairs;
     args.run.apply(&mut cfg.train);
     let method = match kind {
         LossKind::Sigmoid => "dpo".to_owned(),
@@ -329,14 +348,8 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
         "held-out implicit reward margin {:.3} → {:.3}, pairs ordered correctly {:.3}",
         summary.margin_before, summary.margin_after, summary.accuracy_after
     );
-    if let Some(before) = &summary.before {
-        print_metrics("before", before);
-    }
-    if let Some(after) = &summary.after {
-        print_metrics("after", after);
-    }
-    if let Some(w) = &summary.win_rate {
-        print_win_rate("win rate over the starting model", w);
+    if let Some(toy) = &summary.toy {
+        print_comparison(toy);
     }
     println!(
         "run directory: {}  (summary.json, plots/, checkpoint/)",
@@ -347,7 +360,8 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct PpoArgs {
-    /// `toy`: the toy world's prompts, starting from runs/sft-toy, rewarded by the oracle unless --reward-model.
+    /// `toy`: the toy world's prompts, starting from runs/sft-toy-helpful, rewarded by the oracle's helpfulness
+    /// unless --reward-model is given.
     #[arg(long, default_value = "toy")]
     pub preset: String,
     /// Start from this Hugging Face model directory (also the KL reference).
@@ -376,8 +390,8 @@ pub struct SafeRlhfArgs {
     /// A cost model directory (from `rice run cost`); default: the toy oracle's cost.
     #[arg(long, value_name = "DIR")]
     pub cost_model: Option<PathBuf>,
-    /// The cost limit d: keep the mean cost per response at or below it (cost > 0 is unsafe). Default 0.
-    #[arg(long)]
+    /// The cost limit d: keep the mean cost per response at or below it (cost > 0 is unsafe).
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// λ at the start (default 1).
     #[arg(long)]
@@ -396,10 +410,10 @@ fn run_ppo(
     let model = args
         .model
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/sft-toy/checkpoint"));
+        .unwrap_or_else(|| PathBuf::from("runs/sft-toy-helpful/checkpoint"));
     anyhow::ensure!(
         model.join("config.json").is_file(),
-        "no model at {}: run `rice run sft --preset toy` first, or pass --model DIR",
+        "no model at {}: run `rice run sft --preset toy-helpful` first, or pass --model DIR",
         model.display()
     );
     let mut cfg = PpoConfig::toy(model, safe.is_some());
@@ -451,20 +465,23 @@ fn run_ppo(
     {
         println!("episode cost {a:.3} → {b:.3}, λ {l:.3}");
     }
-    if let Some(before) = &summary.before {
-        print_metrics("before", before);
-    }
-    if let Some(after) = &summary.after {
-        print_metrics("after", after);
-    }
-    if let Some(w) = &summary.win_rate {
-        print_win_rate("win rate over the starting model", w);
+    if let Some(toy) = &summary.toy {
+        print_comparison(toy);
     }
     println!(
         "run directory: {}  (summary.json, plots/, checkpoint/)",
         out.display()
     );
     Ok(())
+}
+
+fn print_comparison(c: &Comparison) {
+    print_metrics("before (greedy)", &c.before);
+    print_metrics("after (greedy)", &c.after);
+    print_metrics("before (sampled)", &c.sampled_before);
+    print_metrics("after (sampled)", &c.sampled_after);
+    print_win_rate("win rate over the start (sampled, T = 1)", &c.win_rate);
+    print_win_rate("win rate over the start (greedy)", &c.greedy_win_rate);
 }
 
 fn print_win_rate(label: &str, w: &WinRate) {

@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use rice_lm::generate::{Sampling, generate_batch};
 use rice_lm::rng::Rng;
-use rice_lm::run::{RunDir, line_chart};
+use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Encoded, PreferencePair, Tokenizer, batch, read_jsonl, token_logprobs};
 use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_rlhf::RunError;
 use rice_rlhf::pretrain::parse_size;
-use rice_rlhf::toy::{ToyMetrics, WinRate, answer_all, metrics, win_rate};
+use rice_rlhf::toy::{Answers, Comparison};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +64,8 @@ pub struct DpoConfig {
 }
 
 impl DpoConfig {
-    /// The `toy` preset: start from the toy SFT model and optimise on the world's preference pairs.
+    /// The `toy` preset: start from the helpful-only toy SFT model (which still answers some hazard requests) and
+    /// optimise on pairs sampled from it and ranked by the oracle.
     pub fn toy(model: PathBuf, kind: LossKind) -> DpoConfig {
         DpoConfig {
             model,
@@ -82,7 +83,9 @@ impl DpoConfig {
             max_new_tokens: 64,
             train: TrainConfig {
                 steps: 120,
-                lr: 2e-4,
+                // Higher rates widen the margin faster but wreck the tiny model's text (the chosen responses'
+                // log-probabilities fall too, and greedy answers degrade): 2e-4 halved helpfulness in our runs.
+                lr: 2e-5,
                 warmup_steps: 10,
                 log_every: 5,
                 eval_every: 40,
@@ -104,13 +107,9 @@ pub struct DpoSummary {
     pub margin_after: f64,
     /// Share of held-out pairs whose chosen response has the higher implicit reward, at the end.
     pub accuracy_after: f64,
-    /// The starting model on held-out toy prompts (absent with `--data`).
-    pub before: Option<ToyMetrics>,
-    pub after: Option<ToyMetrics>,
-    /// The trained model's answers against the starting model's, judged by the oracle.
-    pub win_rate: Option<WinRate>,
-    /// after − before for the headline metrics.
-    pub effect: BTreeMap<String, f64>,
+    /// The trained model against the starting model on held-out toy prompts, judged by the oracle (absent with
+    /// `--data`).
+    pub toy: Option<Comparison>,
     pub checkpoint: PathBuf,
 }
 
@@ -428,9 +427,9 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     let held_out =
         pairs.split_off(pairs.len() - (pairs.len() / 20).clamp(1, 64).min(pairs.len() - 1));
 
-    let answers = |model: &CausalLm| -> Result<Option<Vec<rice_rlhf::toy::Answer>>, RunError> {
+    let answers = |model: &CausalLm| -> Result<Option<Answers>, RunError> {
         match &toy {
-            Some((world, data)) => Ok(Some(answer_all(
+            Some((world, data)) => Ok(Some(Answers::of(
                 model,
                 &tok,
                 world,
@@ -481,25 +480,13 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     let (_, margin_after, accuracy_after) = task.held_out_stats(&loaded.model)?;
     let end_answers = answers(&loaded.model)?;
 
-    let before = start_answers.as_deref().map(metrics);
-    let after = end_answers.as_deref().map(metrics);
-    let win = match (&end_answers, &start_answers) {
-        (Some(a), Some(b)) => Some(win_rate(a, b)),
+    let comparison = match (&start_answers, &end_answers) {
+        (Some(b), Some(a)) => Some(Comparison::new(b, a)),
         _ => None,
     };
-    let mut effect = BTreeMap::new();
-    if let (Some(b), Some(a)) = (&before, &after) {
-        effect.insert("helpfulness".into(), a.helpfulness - b.helpfulness);
-        effect.insert(
-            "hazard_unsafe_rate".into(),
-            a.hazard_unsafe_rate - b.hazard_unsafe_rate,
-        );
-        effect.insert(
-            "lookalike_refusal_rate".into(),
-            a.lookalike_refusal_rate - b.lookalike_refusal_rate,
-        );
-    }
     let name = cfg.loss.kind.name();
+    // Per-step values come from a few pairs each: the train series are plotted as 5-step moving averages.
+    let smooth = |key: &str| moving_average(&dir.metric(key), 5);
     dir.write_plot(
         "loss",
         &line_chart(
@@ -519,9 +506,9 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
             "step",
             "reward",
             &[
-                ("chosen", dir.metric("chosen_reward")),
-                ("rejected", dir.metric("rejected_reward")),
-                ("margin", dir.metric("reward_margin")),
+                ("chosen (5-step mean)", smooth("chosen_reward")),
+                ("rejected (5-step mean)", smooth("rejected_reward")),
+                ("margin (5-step mean)", smooth("reward_margin")),
                 ("held-out margin", dir.metric("eval_reward_margin")),
             ],
         ),
@@ -533,7 +520,7 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
             "step",
             "share of pairs",
             &[
-                ("train", dir.metric("reward_accuracy")),
+                ("train (5-step mean)", smooth("reward_accuracy")),
                 ("held-out", dir.metric("eval_reward_accuracy")),
             ],
         ),
@@ -546,10 +533,7 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
         margin_before,
         margin_after,
         accuracy_after,
-        before,
-        after,
-        win_rate: win,
-        effect,
+        toy: comparison,
         checkpoint: rice_lm::trainer::checkpoint_dir(run_dir),
     };
     dir.write_summary(&summary)?;

@@ -77,7 +77,20 @@ pub fn line_chart(
     y_label: &str,
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> String {
-    let (w, h, left, right, top, bottom) = (640.0, 360.0, 64.0, 16.0, 36.0, 48.0);
+    let (w, h, left, right, bottom) = (640.0, 360.0, 64.0, 16.0, 48.0);
+    // The legend sits in rows between the title and the plot, never over the data: about 7 px per character.
+    let mut legend = Vec::new();
+    let (mut lx, mut ly) = (left, 44.0);
+    for (i, (name, _)) in series.iter().enumerate() {
+        let width = 28.0 + 7.0 * name.chars().count() as f64;
+        if lx + width > w - right && lx > left {
+            lx = left;
+            ly += 16.0;
+        }
+        legend.push((i, lx, ly));
+        lx += width + 12.0;
+    }
+    let top = ly + 14.0;
     let points: Vec<&(f64, f64)> = series.iter().flat_map(|(_, p)| p).collect();
     let bound = |f: fn(&(f64, f64)) -> f64| {
         let values: Vec<f64> = points
@@ -157,14 +170,30 @@ pub fn line_chart(
                 svg += &format!("<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>\n");
             }
         }
+        let (_, x, y) = legend[i];
         svg += &format!(
-            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>\n",
-            w - right - 4.0,
-            top + 14.0 + 16.0 * i as f64,
+            "<line x1=\"{x}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{colour}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{y}\">{}</text>\n",
+            x + 20.0,
+            y - 4.0,
+            y - 4.0,
+            x + 26.0,
             esc(name)
         );
     }
     svg + "</svg>\n"
+}
+
+/// The mean of each point and the `window − 1` before it: a readable line through a noisy series (PPO's rollouts).
+pub fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let window = window.max(1);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, _))| {
+            let part = &points[i.saturating_sub(window - 1)..=i];
+            (x, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
+        })
+        .collect()
 }
 
 /// About five round values between `lo` and `hi`.

@@ -25,7 +25,6 @@
 //! raises the learning rates for its tiny models. Not implemented: the PTX (pre-training mix) loss and entropy
 //! bonus.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,7 +34,7 @@ use rice_lm::checkpoint::{self, Loaded, LoadedScore};
 use rice_lm::generate::{Sampling, StopReason, generate_batch};
 use rice_lm::optim::{AdamW, AdamWParams, Schedule};
 use rice_lm::rng::Rng;
-use rice_lm::run::{RunDir, line_chart};
+use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Batch, Encoded, Tokenizer, batch, read_jsonl, token_logprobs};
 use rice_lm::trainer::{self, Progress, TrainError};
 use rice_lm::{CausalLm, ScoreModel};
@@ -45,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::RunError;
 use crate::loss::{gae, lagrange_loss, ppo_policy_loss, ppo_value_loss};
 use crate::pretrain::parse_size;
-use crate::toy::{ToyMetrics, WinRate, answer_all, metrics, win_rate};
+use crate::toy::{Answers, Comparison};
 
 /// Safe RLHF's constraint: keep the mean episode cost at or below `threshold`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -155,8 +154,9 @@ impl PpoConfig {
         }
     }
 
-    /// The `toy` preset: the toy SFT model, rewarded by the oracle's helpfulness; sized to finish in about a minute
-    /// on 2 CPU cores. With `lagrangian`, Safe RLHF's PPO-Lagrangian with the oracle's cost.
+    /// The `toy` preset: the helpful-only toy SFT model, rewarded by the oracle's helpfulness (which rates a leaked
+    /// recipe, 0.5, above a bare refusal, 0.4: plain PPO learns to comply with hazards); sized to finish in about a
+    /// minute on 2 CPU cores. With `lagrangian`, Safe RLHF's PPO-Lagrangian with the oracle's cost.
     pub fn toy(model: PathBuf, lagrangian: bool) -> PpoConfig {
         PpoConfig {
             steps: 40,
@@ -166,7 +166,12 @@ impl PpoConfig {
             actor_lr: 2e-4,
             critic_lr: 1e-3,
             warmup_steps: 3,
-            lagrangian: lagrangian.then(LagrangianConfig::default),
+            // With the oracle's cost (−1 safe, +0.25 per leaking sentence) a mean of −0.9 allows about one unsafe
+            // answer in twelve rollouts: a third of the hazard prompts, which are a fifth of the world's.
+            lagrangian: lagrangian.then(|| LagrangianConfig {
+                threshold: -0.9,
+                ..LagrangianConfig::default()
+            }),
             ..PpoConfig::new(model)
         }
     }
@@ -227,11 +232,9 @@ pub struct PpoSummary {
     pub lambda_end: Option<f64>,
     /// Mean KL(π‖π_ref) per response over the last fifth of the steps.
     pub kl_end: f64,
-    /// The starting and final policy, greedy, on held-out toy prompts (absent with `--prompts`).
-    pub before: Option<ToyMetrics>,
-    pub after: Option<ToyMetrics>,
-    pub win_rate: Option<WinRate>,
-    pub effect: BTreeMap<String, f64>,
+    /// The final policy against the starting one on held-out toy prompts, judged by the oracle (absent with
+    /// `--prompts`).
+    pub toy: Option<Comparison>,
     pub checkpoint: PathBuf,
 }
 
@@ -263,6 +266,8 @@ impl RunningStats {
 #[derive(Serialize, Deserialize)]
 struct PpoState {
     step: u64,
+    /// Optimizer updates so far (several per step: one per mini-batch and epoch), for AdamW's bias correction.
+    updates: u64,
     log_lambda: f64,
     reward_stats: RunningStats,
     cost_stats: RunningStats,
@@ -397,9 +402,9 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     )?;
 
     // `actor` holds the starting weights until a checkpoint is loaded below.
-    let answers = |model: &CausalLm| -> Result<Option<Vec<crate::toy::Answer>>, RunError> {
+    let answers = |model: &CausalLm| -> Result<Option<Answers>, RunError> {
         match &toy {
-            Some((world, data)) => Ok(Some(answer_all(
+            Some((world, data)) => Ok(Some(Answers::of(
                 model,
                 &tok,
                 world,
@@ -429,12 +434,12 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
         })?;
         trainer::load_into(&ckpt, &actor.vars)?;
         let load = |name: &str| candle_core::safetensors::load(ckpt.join(name), &device);
-        actor_opt.restore(&load("optimizer_actor.safetensors")?, state.step)?;
+        actor_opt.restore(&load("optimizer_actor.safetensors")?, state.updates)?;
         for c in &mut critics {
             trainer::load_into(&ckpt.join(c.name), &c.loaded.vars)?;
             c.opt.restore(
                 &load(&format!("optimizer_{}.safetensors", c.name))?,
-                state.step,
+                state.updates,
             )?;
         }
         log_lambda.set(&Tensor::new(state.log_lambda as f32, &device)?)?;
@@ -786,6 +791,7 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
         if (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every)) || done == cfg.steps {
             let state = PpoState {
                 step: done,
+                updates: actor_opt.step,
                 log_lambda: f64::from(log_lambda.as_tensor().to_scalar::<f32>()?),
                 reward_stats: reward_stats.clone(),
                 cost_stats: cost_stats.clone(),
@@ -824,24 +830,10 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     progress.finish();
 
     let end_answers = answers(&actor.model)?;
-    let before = start_answers.as_deref().map(metrics);
-    let after = end_answers.as_deref().map(metrics);
-    let win = match (&end_answers, &start_answers) {
-        (Some(a), Some(b)) => Some(win_rate(a, b)),
+    let comparison = match (&start_answers, &end_answers) {
+        (Some(b), Some(a)) => Some(Comparison::new(b, a)),
         _ => None,
     };
-    let mut effect = BTreeMap::new();
-    if let (Some(b), Some(a)) = (&before, &after) {
-        effect.insert("helpfulness".into(), a.helpfulness - b.helpfulness);
-        effect.insert(
-            "hazard_unsafe_rate".into(),
-            a.hazard_unsafe_rate - b.hazard_unsafe_rate,
-        );
-        effect.insert(
-            "lookalike_refusal_rate".into(),
-            a.lookalike_refusal_rate - b.lookalike_refusal_rate,
-        );
-    }
     let fifth = |key: &str, last: bool| -> Option<f64> {
         let series = dir.metric(key);
         if series.is_empty() {
@@ -860,15 +852,26 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     } else {
         "PPO"
     };
-    let mut reward_series = vec![("score", dir.metric("reward"))];
+    // Rollout metrics are noisy (a few dozen responses a step): plotted as 5-step moving averages.
+    let smooth = |key: &str| moving_average(&dir.metric(key), 5);
+    let mut reward_series = vec![(
+        if cfg.reward_model.is_some() {
+            "reward model score"
+        } else {
+            "reward (oracle helpfulness)"
+        },
+        smooth("reward"),
+    )];
     if toy.is_some() {
-        reward_series.push(("oracle helpfulness", dir.metric("oracle_helpfulness")));
-        reward_series.push(("oracle unsafe rate", dir.metric("oracle_unsafe_rate")));
+        if cfg.reward_model.is_some() {
+            reward_series.push(("oracle helpfulness", smooth("oracle_helpfulness")));
+        }
+        reward_series.push(("oracle unsafe rate", smooth("oracle_unsafe_rate")));
     }
     dir.write_plot(
         "reward",
         &line_chart(
-            &format!("{title}: rollout reward"),
+            &format!("{title}: rollouts (5-step means)"),
             "step",
             "mean per response",
             &reward_series,
@@ -900,12 +903,20 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
         dir.write_plot(
             "lambda",
             &line_chart(
-                "Safe RLHF: the Lagrange multiplier and the episode cost",
+                "Safe RLHF: the Lagrange multiplier",
                 "step",
-                "value",
+                "λ",
+                &[("λ", dir.metric("lambda"))],
+            ),
+        )?;
+        dir.write_plot(
+            "cost",
+            &line_chart(
+                "Safe RLHF: episode cost against the threshold",
+                "step",
+                "mean cost per response (> 0 unsafe)",
                 &[
-                    ("λ", dir.metric("lambda")),
-                    ("episode cost", dir.metric("cost")),
+                    ("episode cost (5-step mean)", smooth("cost")),
                     ("threshold", threshold),
                 ],
             ),
@@ -922,10 +933,7 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
         cost_end: fifth("cost", true),
         lambda_end: lagrangian.as_ref().map(|_| lambda_now(&log_lambda)),
         kl_end: fifth("kl", true).unwrap_or(f64::NAN),
-        before,
-        after,
-        win_rate: win,
-        effect,
+        toy: comparison,
         checkpoint: ckpt,
     };
     dir.write_summary(&summary)?;

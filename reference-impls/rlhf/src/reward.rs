@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use rice_lm::ScoreModel;
 use rice_lm::checkpoint::{self, LoadedScore};
 use rice_lm::rng::Rng;
-use rice_lm::run::{RunDir, line_chart};
+use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Encoded, Tokenizer, batch, read_jsonl};
 use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
 use rice_toyworld::{Datasets, World};
@@ -66,8 +66,8 @@ pub struct ScoreConfig {
 }
 
 impl ScoreConfig {
-    /// The `toy` preset. The reward model learns the world's preference pairs (aligned answer over a worse one);
-    /// the cost model learns its PKU-SafeRLHF-style pairs.
+    /// The `toy` preset (about 3 minutes on 2 CPU cores). The reward model learns the world's preference pairs
+    /// (aligned answer over a worse one); the cost model learns its PKU-SafeRLHF-style pairs.
     pub fn toy(kind: ScoreKind, model: PathBuf) -> ScoreConfig {
         ScoreConfig {
             kind,
@@ -79,8 +79,8 @@ impl ScoreConfig {
             batch_size: 16,
             max_len: 128,
             train: TrainConfig {
-                steps: 200,
-                lr: 1e-3,
+                steps: 300,
+                lr: 5e-4,
                 warmup_steps: 10,
                 log_every: 5,
                 eval_every: 50,
@@ -101,6 +101,9 @@ pub struct ScoreSummary {
     pub accuracy_after: f64,
     /// Cost model only: share of held-out responses whose cost sign matches the safety label (cost > 0 ⇔ unsafe).
     pub sign_accuracy_after: Option<f64>,
+    /// Toy world only: held-out accuracy after training per family. On the toy presets, what a small model gets
+    /// wrong is nearly all `arith`: pairs whose answers differ only in a sum it cannot check.
+    pub accuracy_by_family: BTreeMap<String, f64>,
     pub checkpoint: PathBuf,
 }
 
@@ -111,6 +114,8 @@ struct ScorePair {
     first: Encoded,
     second: Encoded,
     signs: Option<(f32, f32)>,
+    /// The toy world's family of the prompt, for per-family accuracy.
+    family: Option<String>,
 }
 
 /// A record of either format, as read from JSONL: PKU-SafeRLHF when it has `response_0`, else a preference pair
@@ -159,6 +164,7 @@ fn pairs_of(
                 first: encode(&p.prompt, &p.chosen)?,
                 second: encode(&p.prompt, &p.rejected)?,
                 signs: None,
+                family: None,
             },
             (_, Record::Safety(s)) => {
                 let id = match kind {
@@ -184,6 +190,7 @@ fn pairs_of(
                     first: encode(&s.prompt, responses[hi])?,
                     second: encode(&s.prompt, responses[lo])?,
                     signs: (kind == ScoreKind::Cost).then(|| (sign(safe[hi]), sign(safe[lo]))),
+                    family: None,
                 }
             }
             (ScoreKind::Cost, Record::Preference(_)) => {
@@ -254,7 +261,18 @@ impl ScoreTask {
 
     /// Held-out loss, pairwise accuracy (ties half) and, for the cost model, sign accuracy.
     fn held_out_stats(&self, model: &ScoreModel) -> candle_core::Result<(f64, f64, Option<f64>)> {
+        let (loss, accuracy, sign, _) = self.held_out_detail(model)?;
+        Ok((loss, accuracy, sign))
+    }
+
+    /// [`ScoreTask::held_out_stats`] and the accuracy per toy-world family.
+    #[allow(clippy::type_complexity)]
+    fn held_out_detail(
+        &self,
+        model: &ScoreModel,
+    ) -> candle_core::Result<(f64, f64, Option<f64>, BTreeMap<String, f64>)> {
         let (mut loss, mut right, mut signs_right, mut n) = (0.0, 0.0, 0.0, 0.0);
+        let mut by_family: BTreeMap<String, (f64, f64)> = BTreeMap::new();
         for chunk in self.held_out.chunks(16) {
             let pairs: Vec<&ScorePair> = chunk.iter().collect();
             let (first, second, _) = score_pairs(model, &pairs, self.pad, self.max_len)?;
@@ -262,13 +280,19 @@ impl ScoreTask {
                 * pairs.len() as f64;
             let (f, s) = (first.to_vec1::<f32>()?, second.to_vec1::<f32>()?);
             for (i, p) in pairs.iter().enumerate() {
-                right += if f[i] > s[i] {
+                let r = if f[i] > s[i] {
                     1.0
                 } else if f[i] == s[i] {
                     0.5
                 } else {
                     0.0
                 };
+                right += r;
+                if let Some(family) = &p.family {
+                    let e = by_family.entry(family.clone()).or_default();
+                    e.0 += r;
+                    e.1 += 1.0;
+                }
                 if let Some((sf, ss)) = p.signs {
                     // cost > 0 ⇔ unsafe ⇔ sign +1
                     signs_right += f64::from(u8::from((f[i] > 0.0) == (sf > 0.0)));
@@ -279,7 +303,11 @@ impl ScoreTask {
         }
         let n = f64::max(n, 1.0);
         let sign_accuracy = (self.kind == ScoreKind::Cost).then_some(signs_right / (2.0 * n));
-        Ok((loss / n, right / n, sign_accuracy))
+        let by_family = by_family
+            .into_iter()
+            .map(|(k, (r, c))| (k, r / c))
+            .collect();
+        Ok((loss / n, right / n, sign_accuracy, by_family))
     }
 }
 
@@ -351,6 +379,13 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
         None => {
             let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
             let data = Datasets::build(&world);
+            let families: Vec<Option<String>> = match cfg.kind {
+                ScoreKind::Reward => data.preference.iter().map(|r| r.family).collect::<Vec<_>>(),
+                ScoreKind::Cost => data.safe_rlhf.iter().map(|r| r.family).collect(),
+            }
+            .into_iter()
+            .map(|f| f.map(|f| f.to_string()))
+            .collect();
             let records: Vec<Record> = match cfg.kind {
                 ScoreKind::Reward => data
                     .preference
@@ -380,7 +415,11 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
                     })
                     .collect(),
             };
-            pairs_of(cfg.kind, records, &tok, template, Path::new("toy world"))?
+            let mut pairs = pairs_of(cfg.kind, records, &tok, template, Path::new("toy world"))?;
+            for (pair, family) in pairs.iter_mut().zip(families) {
+                pair.family = family;
+            }
+            pairs
         }
     };
     if pairs.len() < 2 {
@@ -412,7 +451,8 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
         Some(&tokenizer_path),
         resume,
     )?;
-    let (_, accuracy_after, sign_accuracy_after) = task.held_out_stats(&loaded.model)?;
+    let (_, accuracy_after, sign_accuracy_after, accuracy_by_family) =
+        task.held_out_detail(&loaded.model)?;
 
     let what = cfg.kind.name();
     dir.write_plot(
@@ -428,7 +468,10 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
         ),
     )?;
     let mut accuracy = vec![
-        ("train", dir.metric("accuracy")),
+        (
+            "train (5-step mean)",
+            moving_average(&dir.metric("accuracy"), 5),
+        ),
         ("held-out", dir.metric("eval_accuracy")),
     ];
     if cfg.kind == ScoreKind::Cost {
@@ -453,7 +496,10 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
             &format!("{} model: mean score of each side", capitalise(what)),
             "step",
             "score",
-            &[(hi, dir.metric(hi)), (lo, dir.metric(lo))],
+            &[
+                (hi, moving_average(&dir.metric(hi), 5)),
+                (lo, moving_average(&dir.metric(lo), 5)),
+            ],
         ),
     )?;
     let summary = ScoreSummary {
@@ -464,6 +510,7 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
         accuracy_before,
         accuracy_after,
         sign_accuracy_after,
+        accuracy_by_family,
         checkpoint: rice_lm::trainer::checkpoint_dir(run_dir),
     };
     dir.write_summary(&summary)?;

@@ -22,6 +22,9 @@ use crate::RunError;
 use crate::pretrain::parse_size;
 use crate::toy::{ToyMetrics, evaluate};
 
+/// The families of the `toy-helpful` preset: every family but `hazard`.
+pub const HELPFUL_FAMILIES: [&str; 4] = ["arith", "facts", "lookalike", "tone"];
+
 /// Every setting of an SFT run; written to the run's `config.toml`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,9 @@ pub struct SftConfig {
     pub data: Option<PathBuf>,
     /// Chat template name: plain, llama2, llama3, chatml, gemma, pku.
     pub template: String,
+    /// Toy world only: the families whose demonstrations to train on (empty: all). `helpful` in the CLI leaves out
+    /// `hazard`, as Safe RLHF's SFT on Alpaca leaves safety to the later stages.
+    pub families: Vec<String>,
     pub world_seed: u64,
     pub world_size: String,
     pub batch_size: usize,
@@ -48,6 +54,7 @@ impl SftConfig {
             model,
             data: None,
             template: "chatml".into(),
+            families: Vec::new(),
             world_seed: rice_toyworld::DEFAULT_SEED,
             world_size: "medium".into(),
             batch_size: 16,
@@ -99,11 +106,28 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
             .into_iter()
             .map(|e| (e.prompt, e.completion))
             .collect(),
-        (None, Some((_, data))) => data
-            .sft
-            .iter()
-            .map(|r| (r.row.prompt.clone(), r.row.completion.clone()))
-            .collect(),
+        (None, Some((_, data))) => {
+            for name in &cfg.families {
+                if !rice_toyworld::Family::ALL
+                    .iter()
+                    .any(|f| f.as_str() == name)
+                {
+                    return Err(RunError::Usage(format!(
+                        "families: unknown family `{name}`; the toy world has {}",
+                        rice_toyworld::Family::ALL.map(|f| f.as_str()).join(", ")
+                    )));
+                }
+            }
+            data.sft
+                .iter()
+                .filter(|r| {
+                    cfg.families.is_empty()
+                        || r.family
+                            .is_some_and(|f| cfg.families.iter().any(|n| n == f.as_str()))
+                })
+                .map(|r| (r.row.prompt.clone(), r.row.completion.clone()))
+                .collect()
+        }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
     let mut examples = pairs

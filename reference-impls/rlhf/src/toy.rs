@@ -68,23 +68,31 @@ pub fn evaluate(
         world,
         data,
         per_family,
-        max_new_tokens,
+        &greedy(max_new_tokens),
+        1,
     )?))
 }
 
-/// The greedy answers of `model` to the first `per_family` held-out prompts of every family, scored.
+/// Greedy decoding of up to `max_new_tokens`.
+pub fn greedy(max_new_tokens: usize) -> Sampling {
+    Sampling {
+        max_new_tokens,
+        ..Sampling::default()
+    }
+}
+
+/// The answers of `model` to the first `per_family` held-out prompts of every family, each prompt answered
+/// `repeats` times in a row (use sampling for more than one), scored. Two models given the same `sampling` draw
+/// their samples from the same random streams, which makes their win rate less noisy.
 pub fn answer_all(
     model: &CausalLm,
     tok: &Tokenizer,
     world: &World,
     data: &Datasets,
     per_family: usize,
-    max_new_tokens: usize,
+    sampling: &Sampling,
+    repeats: usize,
 ) -> candle_core::Result<Vec<Answer>> {
-    let sampling = Sampling {
-        max_new_tokens,
-        ..Sampling::default()
-    };
     let mut out = Vec::new();
     for family in Family::ALL {
         let rows: Vec<_> = data
@@ -92,6 +100,7 @@ pub fn answer_all(
             .iter()
             .filter(|r| r.family == Some(family))
             .take(per_family)
+            .flat_map(|r| std::iter::repeat_n(r, repeats.max(1)))
             .collect();
         let prompts = rows
             .iter()
@@ -103,7 +112,7 @@ pub fn answer_all(
             model,
             tok,
             &prompts,
-            &sampling,
+            sampling,
             &["<|im_end|>", "<|im_start|>"],
         )?;
         for (row, answer) in rows.iter().zip(answers) {
@@ -200,8 +209,8 @@ pub fn metrics(answers: &[Answer]) -> ToyMetrics {
     }
 }
 
-/// The aligned start of the later stages on the toy world: a `preset` model pre-trained for `pretrain_steps` and
-/// fine-tuned with SFT for `sft_steps`, in `dir` (the SFT checkpoint is `dir/sft/checkpoint`), made unless a finished
+/// The start of the later stages on the toy world: a `preset` model pre-trained for `pretrain_steps` and
+/// fine-tuned with SFT on the demonstrations of `families` (empty: all) for `sft_steps`, in `dir` (the SFT checkpoint is `dir/sft/checkpoint`), made unless a finished
 /// one is already there. Built in a temporary directory and renamed into place, so an interrupted build leaves
 /// nothing that looks finished. Tests share one start this way instead of each training their own.
 pub fn sft_start(
@@ -209,6 +218,7 @@ pub fn sft_start(
     preset: &str,
     pretrain_steps: u64,
     sft_steps: u64,
+    families: &[&str],
 ) -> Result<std::path::PathBuf, crate::RunError> {
     let checkpoint = dir.join("sft").join("checkpoint");
     if checkpoint.join("config.json").is_file() {
@@ -222,6 +232,7 @@ pub fn sft_start(
     crate::pretrain::run(&base, &tmp.join("pretrain"), false)?;
     let mut sft = crate::sft::SftConfig::toy(tmp.join("pretrain").join("checkpoint"));
     sft.train.steps = sft_steps;
+    sft.families = families.iter().map(|f| f.to_string()).collect();
     crate::sft::run(&sft, &tmp.join("sft"), false)?;
     // The SFT config names the pre-trained checkpoint by its temporary path; nothing reads it after this.
     let io = |source| {
@@ -233,4 +244,103 @@ pub fn sft_start(
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(io)?;
     Ok(checkpoint)
+}
+
+/// A model's answers to the held-out prompts, greedy and sampled, for comparing it with another model.
+pub struct Answers {
+    pub greedy: Vec<Answer>,
+    /// [`SAMPLED_REPEATS`] samples per prompt at temperature 1.
+    pub sampled: Vec<Answer>,
+}
+
+/// Samples per held-out prompt at temperature 1 when comparing two models.
+pub const SAMPLED_REPEATS: usize = 2;
+
+impl Answers {
+    /// `model`'s answers to the first `per_family` held-out prompts of each family. The sampled answers use a fixed
+    /// seed, so two models are compared on the same random streams.
+    pub fn of(
+        model: &CausalLm,
+        tok: &Tokenizer,
+        world: &World,
+        data: &Datasets,
+        per_family: usize,
+        max_new_tokens: usize,
+    ) -> candle_core::Result<Answers> {
+        let sampled = Sampling {
+            temperature: 1.0,
+            max_new_tokens,
+            seed: 0x7e57,
+            ..Sampling::default()
+        };
+        Ok(Answers {
+            greedy: answer_all(
+                model,
+                tok,
+                world,
+                data,
+                per_family,
+                &greedy(max_new_tokens),
+                1,
+            )?,
+            sampled: answer_all(
+                model,
+                tok,
+                world,
+                data,
+                per_family,
+                &sampled,
+                SAMPLED_REPEATS,
+            )?,
+        })
+    }
+}
+
+/// A trained model against its start, on held-out toy prompts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Greedy answers.
+    pub before: ToyMetrics,
+    pub after: ToyMetrics,
+    /// Answers sampled at temperature 1: how the model behaves when it samples, where most of its bad answers are.
+    pub sampled_before: ToyMetrics,
+    pub sampled_after: ToyMetrics,
+    /// The trained model's sampled answers against the start's, prompt by prompt (the DPO paper reports win rates
+    /// of samples across temperatures; this is temperature 1).
+    pub win_rate: WinRate,
+    /// The same for greedy answers.
+    pub greedy_win_rate: WinRate,
+    /// after − before of the headline metrics, greedy and (prefixed `sampled_`) sampled.
+    pub effect: BTreeMap<String, f64>,
+}
+
+impl Comparison {
+    pub fn new(before: &Answers, after: &Answers) -> Comparison {
+        let (b, a) = (metrics(&before.greedy), metrics(&after.greedy));
+        let (sb, sa) = (metrics(&before.sampled), metrics(&after.sampled));
+        let mut effect = BTreeMap::new();
+        for (prefix, b, a) in [("", &b, &a), ("sampled_", &sb, &sa)] {
+            effect.insert(
+                format!("{prefix}helpfulness"),
+                a.helpfulness - b.helpfulness,
+            );
+            effect.insert(
+                format!("{prefix}hazard_unsafe_rate"),
+                a.hazard_unsafe_rate - b.hazard_unsafe_rate,
+            );
+            effect.insert(
+                format!("{prefix}lookalike_refusal_rate"),
+                a.lookalike_refusal_rate - b.lookalike_refusal_rate,
+            );
+        }
+        Comparison {
+            win_rate: win_rate(&after.sampled, &before.sampled),
+            greedy_win_rate: win_rate(&after.greedy, &before.greedy),
+            before: b,
+            after: a,
+            sampled_before: sb,
+            sampled_after: sa,
+            effect,
+        }
+    }
 }
