@@ -121,6 +121,78 @@ fn pretrain_then_sft_then_generate_and_score() {
     .unwrap();
     assert!(scored["total_logprob"].as_f64().unwrap() < 0.0);
     assert!(!scored["tokens"].as_array().unwrap().is_empty());
+
+    // The later stages, a few steps each from the SFT checkpoint: the commands, their run directories and summaries.
+    let out = ok(&rice(
+        &[
+            "run",
+            "reward",
+            "--model",
+            "sft/checkpoint",
+            "--steps",
+            "3",
+            "--out",
+            "reward",
+        ],
+        d,
+    ));
+    assert!(out.contains("held-out pairs ordered correctly"), "{out}");
+    assert_eq!(json(&d.join("reward/summary.json"))["method"], "reward");
+    let out = ok(&rice(
+        &[
+            "run",
+            "safe-rlhf",
+            "--model",
+            "sft/checkpoint",
+            "--reward-model",
+            "reward/checkpoint",
+            "--steps",
+            "2",
+            "--threshold",
+            "-0.9",
+            "--out",
+            "safe",
+        ],
+        d,
+    ));
+    assert!(
+        out.contains("episode cost") && out.contains("win rate"),
+        "{out}"
+    );
+    let summary = json(&d.join("safe/summary.json"));
+    assert_eq!(summary["method"], "safe-rlhf");
+    assert!(summary["lambda_end"].as_f64().unwrap() > 0.0);
+    for file in [
+        "checkpoint/model.safetensors",
+        "checkpoint/critic/model.safetensors",
+        "checkpoint/cost_critic/model.safetensors",
+        "checkpoint/ppo_state.json",
+        "plots/lambda.svg",
+        "plots/cost.svg",
+    ] {
+        assert!(d.join("safe").join(file).is_file(), "missing {file}");
+    }
+    let out = ok(&rice(
+        &[
+            "run",
+            "dpo",
+            "--model",
+            "sft/checkpoint",
+            "--loss",
+            "simpo",
+            "--pairs",
+            "world",
+            "--steps",
+            "3",
+            "--out",
+            "simpo",
+        ],
+        d,
+    ));
+    assert!(out.contains("implicit reward margin"), "{out}");
+    let summary = json(&d.join("simpo/summary.json"));
+    assert_eq!(summary["loss"], "simpo");
+    assert!(summary["toy"]["win_rate"]["rate"].as_f64().is_some());
 }
 
 #[test]
@@ -143,4 +215,26 @@ fn bad_runs_fail_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("tokenizer.json"), "{err}");
+
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let o = rice(&["run", "dpo"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("rice run sft --preset toy-helpful"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rice(&["run", "dpo", "--loss", "kto", "--model", "model"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown loss `kto`") && stderr(&o).contains("simpo"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rice(
+        &["run", "ppo", "--model", "model", "--prompts", "p.jsonl"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--reward-model"), "{}", stderr(&o));
 }

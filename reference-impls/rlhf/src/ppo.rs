@@ -212,6 +212,23 @@ impl PpoConfig {
             positive("lagrangian.lambda_init", l.lambda_init)?;
             positive("lagrangian.lambda_lr", l.lambda_lr)?;
         }
+        // The oracle knows only the toy world's prompts.
+        if self.prompts.is_some() {
+            if self.reward_model.is_none() {
+                return Err(
+                    "with your own prompts, pass a reward model (--reward-model DIR): the toy oracle judges only \
+                     the toy world's prompts"
+                        .into(),
+                );
+            }
+            if self.lagrangian.is_some() && self.cost_model.is_none() {
+                return Err(
+                    "with your own prompts, pass a cost model (--cost-model DIR): the toy oracle judges only the \
+                     toy world's prompts"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -617,9 +634,9 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
                     let positions: Vec<usize> = (0..mask_v[r].len())
                         .filter(|&j| mask_v[r][j] > 0.0)
                         .collect();
-                    let Some(&last) = positions.last() else {
+                    if positions.is_empty() {
                         continue;
-                    };
+                    }
                     // The reward critic gets −β·KL, the cost critic +β·KL (each half of it under the Lagrangian).
                     let sign = if k == 0 { -1.0 } else { 1.0 };
                     let mut per_token: Vec<f32> = positions
@@ -647,7 +664,6 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
                             .map(|&j| f64::from(old_v[r][j] - ref_v[r][j]))
                             .sum::<f64>();
                         length_sum += positions.len() as f64;
-                        debug_assert_eq!(positions.last(), Some(&last));
                     }
                 }
                 targets.push((values, Tensor::new(ret, &device)?.to_dtype(DType::F32)?));
@@ -730,7 +746,6 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
                     &loss,
                     schedule(cfg.actor_lr).at(step),
                     cfg.max_grad_norm,
-                    step,
                 )?;
                 for (k, critic) in critics.iter_mut().enumerate() {
                     let values = values_of(&critic.loaded.model, &chunk.b)?;
@@ -748,7 +763,6 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
                         &loss,
                         schedule(cfg.critic_lr).at(step),
                         cfg.max_grad_norm,
-                        step,
                     )?;
                 }
                 updates += 1.0;
@@ -968,7 +982,6 @@ fn step_optimizer(
     loss: &Tensor,
     lr: f64,
     max_norm: f64,
-    _step: u64,
 ) -> candle_core::Result<()> {
     let grads = loss.backward()?;
     let norm = opt.grad_norm(&grads)?;

@@ -102,7 +102,7 @@ pub struct ScoreSummary {
     /// Cost model only: share of held-out responses whose cost sign matches the safety label (cost > 0 ⇔ unsafe).
     pub sign_accuracy_after: Option<f64>,
     /// Toy world only: held-out accuracy after training per family. On the toy presets, what a small model gets
-    /// wrong is nearly all `arith`: pairs whose answers differ only in a sum it cannot check.
+    /// wrong is in `arith`, `facts` and `tone`: pairs whose answers differ only in a sum or a fact it cannot check.
     pub accuracy_by_family: BTreeMap<String, f64>,
     pub checkpoint: PathBuf,
 }
