@@ -224,13 +224,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                 out.display()
             );
             let summary = rice_rlhf::sft::run(&cfg, &out, args.run.resume)?;
-            println!(
-                "done: {} examples, {} steps, loss {:.3} → {:.3}",
-                summary.examples,
-                summary.train.steps,
-                summary.train.first_loss.unwrap_or(f64::NAN),
-                summary.train.final_loss
-            );
+            print_done(summary.examples, "examples", &summary.train);
             if let Some(before) = &summary.before {
                 print_metrics("before SFT", before);
             }
@@ -270,13 +264,7 @@ fn run_score(kind: ScoreKind, args: ScoreArgs) -> anyhow::Result<()> {
         out.display()
     );
     let summary = rice_rlhf::reward::run(&cfg, &out, args.run.resume)?;
-    println!(
-        "done: {} pairs, {} steps, loss {:.3} → {:.3}",
-        summary.pairs,
-        summary.train.steps,
-        summary.train.first_loss.unwrap_or(f64::NAN),
-        summary.train.final_loss
-    );
+    print_done(summary.pairs, "pairs", &summary.train);
     println!(
         "held-out pairs ordered correctly: {:.3} → {:.3} ({} pairs)",
         summary.accuracy_before, summary.accuracy_after, summary.held_out_pairs
@@ -292,10 +280,7 @@ fn run_score(kind: ScoreKind, args: ScoreArgs) -> anyhow::Result<()> {
     if let Some(sign) = summary.sign_accuracy_after {
         println!("held-out responses whose cost sign matches the safety label: {sign:.3}");
     }
-    println!(
-        "run directory: {}  (summary.json, plots/, checkpoint/)",
-        out.display()
-    );
+    print_run_dir(&out);
     Ok(())
 }
 
@@ -337,13 +322,7 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
         out.display()
     );
     let summary = rice_dpo::dpo::run(&cfg, &out, args.run.resume)?;
-    println!(
-        "done: {} pairs, {} steps, loss {:.3} → {:.3}",
-        summary.pairs,
-        summary.train.steps,
-        summary.train.first_loss.unwrap_or(f64::NAN),
-        summary.train.final_loss
-    );
+    print_done(summary.pairs, "pairs", &summary.train);
     println!(
         "held-out implicit reward margin {:.3} → {:.3}, pairs ordered correctly {:.3}",
         summary.margin_before, summary.margin_after, summary.accuracy_after
@@ -351,10 +330,7 @@ fn run_dpo(args: DpoArgs) -> anyhow::Result<()> {
     if let Some(toy) = &summary.toy {
         print_comparison(toy);
     }
-    println!(
-        "run directory: {}  (summary.json, plots/, checkpoint/)",
-        out.display()
-    );
+    print_run_dir(&out);
     Ok(())
 }
 
@@ -468,11 +444,24 @@ fn run_ppo(
     if let Some(toy) = &summary.toy {
         print_comparison(toy);
     }
+    print_run_dir(&out);
+    Ok(())
+}
+
+fn print_done(count: usize, unit: &str, train: &rice_lm::trainer::TrainReport) {
+    println!(
+        "done: {count} {unit}, {} steps, loss {:.3} → {:.3}",
+        train.steps,
+        train.first_loss.unwrap_or(f64::NAN),
+        train.final_loss
+    );
+}
+
+fn print_run_dir(out: &std::path::Path) {
     println!(
         "run directory: {}  (summary.json, plots/, checkpoint/)",
         out.display()
     );
-    Ok(())
 }
 
 fn print_comparison(c: &Comparison) {

@@ -29,8 +29,7 @@ use rice_lm::text::{Encoded, PreferencePair, Tokenizer, batch, read_jsonl, token
 use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_rlhf::RunError;
-use rice_rlhf::pretrain::parse_size;
-use rice_rlhf::toy::{Answers, Comparison};
+use rice_rlhf::toy::{Comparison, answers_if, load_world};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
 
@@ -361,14 +360,11 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     let tok = Tokenizer::load(&tokenizer_path)?;
     let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
 
-    let toy = match &cfg.data {
-        None => {
-            let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
-            let data = Datasets::build(&world);
-            Some((world, data))
-        }
-        Some(_) => None,
-    };
+    let toy = cfg
+        .data
+        .is_none()
+        .then(|| load_world(cfg.world_seed, &cfg.world_size))
+        .transpose()?;
     let raw: Vec<PreferencePair> = match (&cfg.data, &toy) {
         (Some(path), _) => read_jsonl(path)?,
         (None, Some((world, data))) => match cfg.toy_pairs.as_str() {
@@ -427,18 +423,14 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     let held_out =
         pairs.split_off(pairs.len() - (pairs.len() / 20).clamp(1, 64).min(pairs.len() - 1));
 
-    let answers = |model: &CausalLm| -> Result<Option<Answers>, RunError> {
-        match &toy {
-            Some((world, data)) => Ok(Some(Answers::of(
-                model,
-                &tok,
-                world,
-                data,
-                cfg.eval_prompts_per_family,
-                cfg.max_new_tokens,
-            )?)),
-            None => Ok(None),
-        }
+    let answers = |model: &CausalLm| {
+        answers_if(
+            toy.as_ref(),
+            model,
+            &tok,
+            cfg.eval_prompts_per_family,
+            cfg.max_new_tokens,
+        )
     };
     // `loaded` holds the starting weights until `train` (which, when resuming, loads the checkpoint).
     let start_answers = answers(&loaded.model)?;

@@ -8,7 +8,9 @@ use candle_core::{Device, Tensor, Var};
 use rice_dpo::loss::{cdpo, dpo, hinge, ipo, log_sigmoid, margin, simpo};
 use tch::Kind;
 
-const TOLERANCE: f32 = 1e-5;
+#[path = "../../rlhf/tests/parity/mod.rs"]
+mod parity;
+use parity::check;
 
 /// Policy and reference log-probabilities (sums) of eight pairs: positive and negative margins, a pair whose margin
 /// is large enough (β·h > 1 at β = 0.1) to sit in the hinge's zero region, and large magnitudes.
@@ -22,27 +24,6 @@ const CHOSEN_MEAN: [f32; 8] = [-1.25, -0.5, -2.75, -0.125, -3.5, -1.0, -0.75, -4
 const REJECTED_MEAN: [f32; 8] = [-1.5, -0.25, -0.5, -2.0, -3.25, -1.875, -0.625, -1.0];
 const REF_CHOSEN_MEAN: [f32; 8] = [-1.0, -0.75, -2.5, -0.5, -3.0, -1.25, -1.0, -4.0];
 const REF_REJECTED_MEAN: [f32; 8] = [-1.25, -0.5, -1.0, -1.5, -3.75, -1.5, -0.5, -1.5];
-
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    let scale = want.iter().map(|b| b.abs()).fold(0f32, f32::max).max(1e-6);
-    diff / scale
-}
-
-fn check(what: &str, got: &[f32], want: &[f32]) -> f32 {
-    let err = rel_err(got, want);
-    println!("{what}: relative error {err:.3e}");
-    assert!(
-        err < TOLERANCE,
-        "{what}: relative error {err:.3e} ≥ {TOLERANCE:e}\n candle {got:?}\n torch  {want:?}"
-    );
-    err
-}
 
 fn var(values: &[f32]) -> Var {
     Var::from_tensor(&Tensor::new(values, &Device::Cpu).unwrap()).unwrap()

@@ -38,13 +38,12 @@ use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Batch, Encoded, Tokenizer, batch, read_jsonl, token_logprobs};
 use rice_lm::trainer::{self, Progress, TrainError};
 use rice_lm::{CausalLm, ScoreModel};
-use rice_toyworld::{Datasets, World};
+use rice_toyworld::World;
 use serde::{Deserialize, Serialize};
 
 use crate::RunError;
 use crate::loss::{gae, lagrange_loss, ppo_policy_loss, ppo_value_loss};
-use crate::pretrain::parse_size;
-use crate::toy::{Answers, Comparison};
+use crate::toy::{Comparison, answers_if, load_world};
 
 /// Safe RLHF's constraint: keep the mean episode cost at or below `threshold`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -354,14 +353,11 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     let actor: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
     let reference: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
 
-    let toy = match &cfg.prompts {
-        None => {
-            let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
-            let data = Datasets::build(&world);
-            Some((world, data))
-        }
-        Some(_) => None,
-    };
+    let toy = cfg
+        .prompts
+        .is_none()
+        .then(|| load_world(cfg.world_seed, &cfg.world_size))
+        .transpose()?;
     let prompts: Vec<String> = match (&cfg.prompts, &toy) {
         (Some(path), _) => {
             #[derive(Deserialize)]
@@ -419,18 +415,14 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     )?;
 
     // `actor` holds the starting weights until a checkpoint is loaded below.
-    let answers = |model: &CausalLm| -> Result<Option<Answers>, RunError> {
-        match &toy {
-            Some((world, data)) => Ok(Some(Answers::of(
-                model,
-                &tok,
-                world,
-                data,
-                cfg.eval_prompts_per_family,
-                cfg.max_new_tokens,
-            )?)),
-            None => Ok(None),
-        }
+    let answers = |model: &CausalLm| {
+        answers_if(
+            toy.as_ref(),
+            model,
+            &tok,
+            cfg.eval_prompts_per_family,
+            cfg.max_new_tokens,
+        )
     };
     let start_answers = answers(&actor.model)?;
 

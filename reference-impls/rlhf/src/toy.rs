@@ -253,6 +253,25 @@ pub struct Answers {
     pub sampled: Vec<Answer>,
 }
 
+/// The toy world of `seed` and `size` (`small` or `medium`) with its datasets.
+pub fn load_world(seed: u64, size: &str) -> Result<(World, Datasets), crate::RunError> {
+    let world = World::generate(seed, crate::pretrain::parse_size(size)?);
+    let data = Datasets::build(&world);
+    Ok((world, data))
+}
+
+/// `model`'s [`Answers`] on the toy world `toy`, or `None` for a run on a data file (no oracle to judge it).
+pub fn answers_if(
+    toy: Option<&(World, Datasets)>,
+    model: &CausalLm,
+    tok: &Tokenizer,
+    per_family: usize,
+    max_new_tokens: usize,
+) -> candle_core::Result<Option<Answers>> {
+    toy.map(|(world, data)| Answers::of(model, tok, world, data, per_family, max_new_tokens))
+        .transpose()
+}
+
 /// Samples per held-out prompt at temperature 1 when comparing two models.
 pub const SAMPLED_REPEATS: usize = 2;
 

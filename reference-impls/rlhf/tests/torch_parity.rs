@@ -12,28 +12,8 @@ use rice_rlhf::loss::{
 };
 use tch::Kind;
 
-const TOLERANCE: f32 = 1e-5;
-
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    let scale = want.iter().map(|b| b.abs()).fold(0f32, f32::max).max(1e-6);
-    diff / scale
-}
-
-fn check(what: &str, got: &[f32], want: &[f32]) -> f32 {
-    let err = rel_err(got, want);
-    println!("{what}: relative error {err:.3e}");
-    assert!(
-        err < TOLERANCE,
-        "{what}: relative error {err:.3e} ≥ {TOLERANCE:e}\n candle {got:?}\n torch  {want:?}"
-    );
-    err
-}
+mod parity;
+use parity::check;
 
 /// An input: its values and the shape both libraries see it in.
 #[derive(Clone, Copy)]
