@@ -732,7 +732,17 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
                     &chunk.mask,
                     cfg.clip_range_ratio,
                 )?;
-                actor_loss_sum += f64::from(loss.to_scalar::<f32>()?);
+                let value = f64::from(loss.to_scalar::<f32>()?);
+                // Stop before a non-finite loss reaches the weights: the last checkpoint stays good.
+                if !value.is_finite() {
+                    return Err(RunError::Train(TrainError::NonFinite {
+                        step,
+                        value,
+                        lr: schedule(cfg.actor_lr).at(step),
+                        kept: format!("The last checkpoint is kept in {}.", ckpt.display()),
+                    }));
+                }
+                actor_loss_sum += value;
                 step_optimizer(
                     &mut actor_opt,
                     &loss,
@@ -761,14 +771,6 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
             }
         }
         let actor_loss = actor_loss_sum / updates;
-        if !actor_loss.is_finite() {
-            return Err(RunError::Train(TrainError::NonFinite {
-                step,
-                value: actor_loss,
-                lr: cfg.actor_lr,
-                kept: "The last checkpoint is kept.".into(),
-            }));
-        }
         let done = step + 1;
         row["actor_loss"] = serde_json::json!(actor_loss);
         for (k, critic) in critics.iter().enumerate() {
