@@ -254,15 +254,18 @@ impl TrainTask for DpoTask {
 }
 
 /// The reference's log-probabilities of every pair, computed with `model` (the starting weights) in batches, or
-/// read from `cache` when it holds them for the same number of pairs.
+/// read from `cache` when resuming and it holds them for the same number of pairs.
 fn reference_logps(
     model: &CausalLm,
     pairs: &[Pair],
     pad: u32,
     max_len: usize,
     cache: &Path,
+    resume: bool,
 ) -> Result<Vec<RefLogps>, RunError> {
-    if let Ok(text) = std::fs::read_to_string(cache)
+    // Only a resumed run may trust the cache: a fresh run in the same directory may start from another model.
+    if resume
+        && let Ok(text) = std::fs::read_to_string(cache)
         && let Ok(refs) = serde_json::from_str::<Vec<RefLogps>>(&text)
         && refs.len() == pairs.len()
     {
@@ -440,6 +443,7 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
         tok.pad_id,
         cfg.max_len,
         &run_dir.join("reference_logps.json"),
+        resume,
     )?;
     let held_out_refs = reference_logps(
         &loaded.model,
@@ -447,6 +451,7 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
         tok.pad_id,
         cfg.max_len,
         &run_dir.join("reference_logps_held_out.json"),
+        resume,
     )?;
     let mut task = DpoTask {
         pairs,
