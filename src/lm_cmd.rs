@@ -14,6 +14,17 @@ pub enum LmCommand {
     Generate(GenerateArgs),
     /// Log-probability of a completion given a prompt, per token and in total.
     Score(ScoreArgs),
+    /// Serve the model over an OpenAI-compatible API: /v1/chat/completions (with `stream: true`) and /v1/models.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +104,17 @@ pub fn run(command: LmCommand) -> anyhow::Result<()> {
                 &mut |_| false,
             )?;
             println!("{}", out.text.trim());
+        }
+        LmCommand::Serve(args) => {
+            let template = Template::by_name(&args.model.template)
+                .with_context(|| format!("unknown template `{}`", args.model.template))?;
+            let model = rice_aligner::local::LocalModel::load(&args.model.model, template)
+                .map_err(anyhow::Error::msg)?;
+            crate::aligner_cmd::serve(
+                args.addr,
+                std::sync::Arc::new(model),
+                &format!("{}", args.model.model.display()),
+            )?;
         }
         LmCommand::Score(args) => {
             let (loaded, tok, template) = load(&args.model)?;

@@ -1,5 +1,6 @@
 //! `rice`: the RICE Atlas command line. Thin by design: it parses arguments, calls the library crates and prints.
 
+mod aligner_cmd;
 mod build_cmd;
 mod catalog_cmd;
 mod lm_cmd;
@@ -47,6 +48,9 @@ enum Command {
     /// Use a model directory: generate text, or score a completion.
     #[command(subcommand)]
     Lm(lm_cmd::LmCommand),
+    /// Use a trained aligner: correct answers, serve the correcting OpenAI-compatible proxy, make DPO pairs.
+    #[command(subcommand)]
+    Aligner(aligner_cmd::AlignerCommand),
     /// Generate the toy world's datasets and tokenizer, or score responses with its exact oracle.
     #[command(subcommand)]
     Toyworld(toyworld_cmd::ToyworldCommand),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Toyworld(command) => toyworld_cmd::run(command),
         Command::Run(command) => run_cmd::run(command),
         Command::Lm(command) => lm_cmd::run(command),
+        Command::Aligner(command) => aligner_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,74 @@ pub enum RunCommand {
     /// Safe RLHF: PPO-Lagrangian with a reward and a cost, keeping the mean cost under a threshold.
     #[command(name = "safe-rlhf")]
     SafeRlhf(SafeRlhfArgs),
+    /// Aligner: train a small model to correct another model's answers, then measure the upstream model with and
+    /// without it on held-out prompts.
+    Aligner(AlignerArgs),
+    /// Stream Aligner: train a small model to correct an answer sentence by sentence while it is generated, then
+    /// measure the upstream model with and without it.
+    #[command(name = "stream-aligner")]
+    StreamAligner(AlignerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlignerArgs {
+    /// `toy`: a toy-xs aligner (from runs/pretrain-toy-xs, made by `rice run pretrain --preset toy-xs`) trained on
+    /// the toy world's corrections, then correcting the toy-s base model (runs/pretrain-toy-s).
+    #[arg(long, default_value = "toy")]
+    pub preset: String,
+    /// The aligner's starting model: a Hugging Face model directory.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Toy world: the upstream model whose answers the trained aligner corrects in the evaluation.
+    #[arg(long, value_name = "DIR")]
+    pub upstream: Option<PathBuf>,
+    /// Train on this JSONL instead of the toy world: `question`/`answer`/`correction` (Aligner) or
+    /// `question`/`prefix`/`last`/`correction` with an optional `end` flag (Stream Aligner).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Aligner's input format: v1.0 (the released aligner-7b), 2024-12 (the repository's later one) or
+    /// align-anything.
+    #[arg(long, default_value = "align-anything")]
+    pub format: String,
+    /// The aligner model's chat template: plain, llama2, llama3, chatml, gemma, pku.
+    #[arg(long, default_value = "chatml")]
+    pub template: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl AlignerArgs {
+    /// The aligner's start and, for the toy evaluation, the upstream.
+    fn models(&self) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+        anyhow::ensure!(
+            self.preset == "toy",
+            "unknown preset `{}`; the preset is `toy` (use --model and --data for your own)",
+            self.preset
+        );
+        let need = |dir: PathBuf, make: &str| -> anyhow::Result<PathBuf> {
+            anyhow::ensure!(
+                dir.join("config.json").is_file(),
+                "no model at {}: run `{make}` first, or pass it explicitly",
+                dir.display()
+            );
+            Ok(dir)
+        };
+        let model = need(
+            self.model
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs/pretrain-toy-xs/checkpoint")),
+            "rice run pretrain --preset toy-xs",
+        )?;
+        let upstream = match (&self.upstream, &self.data) {
+            (Some(dir), _) => Some(need(dir.clone(), "a run that makes it")?),
+            (None, None) => Some(need(
+                PathBuf::from("runs/pretrain-toy-s/checkpoint"),
+                "rice run pretrain --preset toy-s",
+            )?),
+            (None, Some(_)) => None,
+        };
+        Ok((model, upstream))
+    }
 }
 
 /// Where a fine-tuning run starts and what it trains on.
@@ -170,6 +238,92 @@ pub struct SftArgs {
 
 pub fn run(command: RunCommand) -> anyhow::Result<()> {
     match command {
+        RunCommand::Aligner(args) => {
+            let (model, upstream) = args.models()?;
+            let mut cfg = rice_aligner::train::AlignerConfig::toy(model, upstream);
+            cfg.data = args.data;
+            cfg.format = args.format;
+            cfg.template = args.template;
+            args.run.apply(&mut cfg.train);
+            let out = args.run.out("aligner", &args.preset);
+            eprintln!(
+                "aligner from {} into {} …",
+                cfg.model.display(),
+                out.display()
+            );
+            let summary = rice_aligner::train::run(&cfg, &out, args.run.resume)?;
+            print_done(summary.examples, "corrections", &summary.train);
+            if let Some(c) = &summary.correction {
+                println!(
+                    "upstream {} ({} parameters) corrected by the aligner ({} parameters), held-out prompts:",
+                    c.upstream.display(),
+                    c.upstream_parameters,
+                    c.aligner_parameters
+                );
+                for (metric, (before, after)) in rice_aligner::train::headline(c) {
+                    println!("  {metric}: {before:.3} → {after:.3}");
+                }
+                print_win_rate(
+                    "win rate of corrected over original answers (sampled, T = 1)",
+                    &c.comparison.win_rate,
+                );
+                print_win_rate(
+                    "win rate of corrected over original answers (greedy)",
+                    &c.comparison.greedy_win_rate,
+                );
+                println!(
+                    "every correction: {}",
+                    out.join("corrections.jsonl").display()
+                );
+            }
+            print_run_dir(&out);
+        }
+        RunCommand::StreamAligner(args) => {
+            let (model, upstream) = args.models()?;
+            let mut cfg = rice_stream_aligner::train::StreamAlignerConfig::toy(model, upstream);
+            cfg.data = args.data;
+            cfg.template = args.template;
+            args.run.apply(&mut cfg.train);
+            let out = args.run.out("stream-aligner", &args.preset);
+            eprintln!(
+                "stream aligner from {} into {} …",
+                cfg.model.display(),
+                out.display()
+            );
+            let summary = rice_stream_aligner::train::run(&cfg, &out, args.run.resume)?;
+            print_done(summary.examples, "sentence revisions", &summary.train);
+            if let Some(e) = &summary.evaluation {
+                println!(
+                    "upstream {} alone → corrected sentence by sentence, held-out prompts (greedy):",
+                    e.upstream.display()
+                );
+                for (metric, before, after) in [
+                    ("helpfulness", e.before.helpfulness, e.after.helpfulness),
+                    (
+                        "hazard unsafe rate",
+                        e.before.hazard_unsafe_rate,
+                        e.after.hazard_unsafe_rate,
+                    ),
+                    (
+                        "reasoning-step validity",
+                        e.step_validity[0],
+                        e.step_validity[1],
+                    ),
+                ] {
+                    println!("  {metric}: {before:.3} → {after:.3}");
+                }
+                print_win_rate("win rate of corrected over original answers", &e.win_rate);
+                println!(
+                    "rounds per answer {:.1}; first corrected sentence after {:.3} s, whole answer after {:.3} s",
+                    e.mean_rounds, e.first_sentence_seconds, e.answer_seconds
+                );
+                println!(
+                    "every correction: {}",
+                    out.join("corrections.jsonl").display()
+                );
+            }
+            print_run_dir(&out);
+        }
         RunCommand::Pretrain(args) => {
             let mut cfg = PretrainConfig::preset(&args.preset).with_context(|| {
                 format!(

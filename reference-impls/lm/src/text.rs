@@ -148,6 +148,87 @@ impl Template {
         }
     }
 
+    /// A conversation of `(role, content)` turns (`system`, `user`, `assistant`), rendered up to where the model
+    /// writes next. When the last turn is the assistant's, it is left open — a pre-filled answer the model continues;
+    /// otherwise an assistant turn is opened. One user turn renders exactly as [`Template::prompt`]. Templates without
+    /// a system role (Gemma, PKU, plain) put the system text before the first user turn.
+    pub fn conversation(self, turns: &[(&str, &str)]) -> String {
+        let (open, closed) = match turns.split_last() {
+            Some(((role, content), rest)) if *role == "assistant" => (*content, rest),
+            _ => ("", turns),
+        };
+        let has_system_role = matches!(self, Template::ChatMl | Template::Llama3);
+        let mut system = String::new();
+        let mut pieces: Vec<(&str, String)> = Vec::new();
+        for (role, content) in closed {
+            match *role {
+                "system" if !has_system_role => system.push_str(content),
+                "user" if !system.is_empty() && !has_system_role => {
+                    let joined = if self == Template::Llama2 {
+                        format!("<<SYS>>\n{system}\n<</SYS>>\n\n{content}")
+                    } else {
+                        format!("{system}\n\n{content}")
+                    };
+                    system.clear();
+                    pieces.push(("user", joined));
+                }
+                _ => pieces.push((role, content.to_string())),
+            }
+        }
+        let mut out = String::new();
+        match self {
+            Template::ChatMl => {
+                for (role, content) in &pieces {
+                    out += &format!("<|im_start|>{role}\n{content}<|im_end|>\n");
+                }
+                out += "<|im_start|>assistant\n";
+            }
+            Template::Llama3 => {
+                out += "<|begin_of_text|>";
+                for (role, content) in &pieces {
+                    out += &format!(
+                        "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"
+                    );
+                }
+                out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+            }
+            Template::Gemma => {
+                for (role, content) in &pieces {
+                    let role = if *role == "assistant" { "model" } else { role };
+                    out += &format!("<start_of_turn>{role}\n{content}<end_of_turn>\n");
+                }
+                out += "<start_of_turn>model\n";
+            }
+            Template::Pku => {
+                out += "BEGINNING OF CONVERSATION:";
+                for (role, content) in &pieces {
+                    if *role == "assistant" {
+                        out += &format!(" ASSISTANT:{content}");
+                    } else {
+                        out += &format!(" USER: {content}");
+                    }
+                }
+                out += " ASSISTANT:";
+            }
+            Template::Llama2 => {
+                for (role, content) in &pieces {
+                    if *role == "assistant" {
+                        out += &format!("{content} </s>");
+                    } else {
+                        out += &format!("<s>[INST] {content} [/INST] ");
+                    }
+                }
+            }
+            Template::Plain => {
+                for (_, content) in &pieces {
+                    out += content;
+                    out += "\n";
+                }
+            }
+        }
+        out + open
+    }
+
     /// What follows the response.
     pub fn end(self) -> &'static str {
         match self {

@@ -161,3 +161,37 @@ fn templates_are_byte_exact() {
     assert_eq!(Template::by_name("gemma"), Some(Template::Gemma));
     assert_eq!(Template::by_name("nope"), None);
 }
+
+#[test]
+fn conversations_render_every_turn_and_continue_a_final_assistant_turn() {
+    for (_, t) in Template::ALL {
+        assert_eq!(t.conversation(&[("user", "Hi?")]), t.prompt("Hi?"), "{t:?}");
+        assert_eq!(
+            t.conversation(&[("user", "Hi?"), ("assistant", "Hello. I")]),
+            format!("{}Hello. I", t.prompt("Hi?")),
+            "{t:?}: a final assistant turn is left open"
+        );
+    }
+    let turns = [
+        ("system", "Be brief."),
+        ("user", "A?"),
+        ("assistant", "B."),
+        ("user", "C?"),
+    ];
+    assert_eq!(
+        Template::ChatMl.conversation(&turns),
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nA?<|im_end|>\n<|im_start|>assistant\nB.<|im_end|>\n<|im_start|>user\nC?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(
+        Template::Gemma.conversation(&turns),
+        "<start_of_turn>user\nBe brief.\n\nA?<end_of_turn>\n<start_of_turn>model\nB.<end_of_turn>\n<start_of_turn>user\nC?<end_of_turn>\n<start_of_turn>model\n"
+    );
+    assert_eq!(
+        Template::Pku.conversation(&turns),
+        "BEGINNING OF CONVERSATION: USER: Be brief.\n\nA? ASSISTANT:B. USER: C? ASSISTANT:"
+    );
+    assert_eq!(
+        Template::Llama2.conversation(&turns),
+        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nA? [/INST] B. </s><s>[INST] C? [/INST] "
+    );
+}
