@@ -262,3 +262,135 @@ pub fn serve(addr: SocketAddr, backend: Arc<dyn ChatBackend>, what: &str) -> any
         Ok(())
     })
 }
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time to the first corrected sentence (Stream Aligner) against time to the corrected answer (Aligner), on
+    /// the same held-out toy prompts with the same upstream; prints the ratio of medians.
+    Aligners(BenchAlignersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAlignersArgs {
+    /// The upstream model directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs/pretrain-toy-s/checkpoint"
+    )]
+    pub upstream: PathBuf,
+    /// An Aligner trained by `rice run aligner`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs/aligner-toy/checkpoint"
+    )]
+    pub aligner: PathBuf,
+    /// A Stream Aligner trained by `rice run stream-aligner`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs/stream-aligner-toy/checkpoint"
+    )]
+    pub stream_aligner: PathBuf,
+    /// Held-out toy prompts per family.
+    #[arg(long, default_value_t = 12)]
+    pub prompts_per_family: usize,
+    /// Tokens the upstream may write for a whole answer, and the aligners per correction.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Timings per prompt; the fastest counts.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Also write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Aligners(args) = command;
+    let chatml = rice_lm::text::Template::ChatMl;
+    let load = |dir: &PathBuf, make: &str| -> anyhow::Result<()> {
+        anyhow::ensure!(
+            dir.join("config.json").is_file(),
+            "no model at {}: run `{make}` first, or pass the directory",
+            dir.display()
+        );
+        Ok(())
+    };
+    load(&args.upstream, "rice run pretrain --preset toy-s")?;
+    load(&args.aligner, "rice run aligner --preset toy")?;
+    load(&args.stream_aligner, "rice run stream-aligner --preset toy")?;
+    let upstream = rice_aligner::local::LocalModel::load(&args.upstream, chatml)
+        .map_err(anyhow::Error::msg)?;
+    let aligner = Aligner::load(
+        &args.aligner,
+        rice_aligner::template::ALIGN_ANYTHING,
+        chatml,
+        args.max_tokens,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let stream_aligner = StreamAligner::load(&args.stream_aligner, chatml, args.max_tokens)
+        .map_err(anyhow::Error::msg)?;
+    let (_, data) = rice_rlhf::toy::load_world(rice_toyworld::DEFAULT_SEED, "medium")?;
+    let mut prompts = Vec::new();
+    for family in rice_toyworld::Family::ALL {
+        prompts.extend(
+            data.eval
+                .iter()
+                .filter(|r| r.family == Some(family))
+                .take(args.prompts_per_family)
+                .map(|r| r.row.prompt.clone()),
+        );
+    }
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_default();
+    eprintln!(
+        "timing {} prompts × {} repeats on {threads} threads …",
+        prompts.len(),
+        args.repeats
+    );
+    let report = rice_stream_aligner::bench::latency(
+        &upstream,
+        &aligner,
+        &stream_aligner,
+        &StreamSettings {
+            sentence_max_tokens: args.max_tokens,
+            ..StreamSettings::default()
+        },
+        &prompts,
+        args.max_tokens,
+        args.repeats,
+    )?;
+    println!("seconds per prompt (median / mean / p90):");
+    for (label, s) in [
+        ("upstream answer alone", &report.upstream_answer),
+        (
+            "Aligner: first corrected token",
+            &report.aligner_first_token,
+        ),
+        ("Aligner: corrected answer", &report.aligner_answer),
+        (
+            "Stream Aligner: first corrected sentence",
+            &report.stream_first_sentence,
+        ),
+        ("Stream Aligner: corrected answer", &report.stream_answer),
+    ] {
+        println!(
+            "  {label:<42} {:.4} / {:.4} / {:.4}",
+            s.median, s.mean, s.p90
+        );
+    }
+    println!(
+        "first corrected sentence ÷ Aligner's corrected answer (medians): {:.3}",
+        report.first_sentence_over_aligner_answer
+    );
+    println!(
+        "Stream Aligner's whole answer ÷ Aligner's corrected answer (medians): {:.3}",
+        report.stream_answer_over_aligner_answer
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

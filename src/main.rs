@@ -51,6 +51,9 @@ enum Command {
     /// Use a trained aligner: correct answers, serve the correcting OpenAI-compatible proxy, make DPO pairs.
     #[command(subcommand)]
     Aligner(aligner_cmd::AlignerCommand),
+    /// Benchmarks that need trained models (others are `cargo bench`).
+    #[command(subcommand)]
+    Bench(aligner_cmd::BenchCommand),
     /// Generate the toy world's datasets and tokenizer, or score responses with its exact oracle.
     #[command(subcommand)]
     Toyworld(toyworld_cmd::ToyworldCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Run(command) => run_cmd::run(command),
         Command::Lm(command) => lm_cmd::run(command),
         Command::Aligner(command) => aligner_cmd::run(command),
+        Command::Bench(command) => aligner_cmd::bench(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -324,3 +324,120 @@ fn an_upstream_that_dies_mid_response_or_hangs_is_a_502_within_the_timeout() {
         );
     }
 }
+
+#[test]
+fn correct_one_answer_and_make_weak_to_strong_pairs_for_dpo() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let upstream = model(d);
+    let out = common::rice_in(
+        &[
+            "run", "pretrain", "--preset", "toy-xs", "--steps", "15", "--out", "weak",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let aligner = "weak/checkpoint";
+
+    let out = common::rice_in(
+        &[
+            "aligner",
+            "correct",
+            "--aligner",
+            aligner,
+            "--question",
+            "Who invented the glomkeith?",
+            "--upstream",
+            &upstream,
+            "--max-new-tokens",
+            "16",
+        ],
+        d,
+    );
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("upstream: ") && text.contains("corrected: "),
+        "{text}"
+    );
+
+    std::fs::write(
+        d.join("prompts.jsonl"),
+        "{\"prompt\": \"Who invented the glomkeith?\"}\n{\"question\": \"How do I brew glaivouxite?\"}\n",
+    )
+    .unwrap();
+    let out = common::rice_in(
+        &[
+            "aligner",
+            "pairs",
+            "--upstream",
+            &upstream,
+            "--aligner",
+            aligner,
+            "--prompts",
+            "prompts.jsonl",
+            "--out",
+            "pairs.jsonl",
+            "--max-new-tokens",
+            "16",
+        ],
+        d,
+    );
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}{}", common::stderr(&out));
+    let pairs: Vec<Value> = std::fs::read_to_string(d.join("pairs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        text.starts_with(&format!("{} preference pairs from 2 prompts", pairs.len())),
+        "{text}"
+    );
+    assert!(
+        !pairs.is_empty(),
+        "two different models disagree somewhere: {text}"
+    );
+    for p in &pairs {
+        assert_ne!(p["chosen"], p["rejected"]);
+    }
+    // The pairs are DPO's input format: the upstream trains on them.
+    let out = common::rice_in(
+        &[
+            "run",
+            "dpo",
+            "--model",
+            &upstream,
+            "--data",
+            "pairs.jsonl",
+            "--steps",
+            "2",
+            "--out",
+            "dpo",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+
+    let out = common::rice_in(
+        &[
+            "aligner",
+            "correct",
+            "--aligner",
+            aligner,
+            "--question",
+            "Q",
+            "--answer",
+            "A",
+            "--format",
+            "v2",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("v1.0, 2024-12, align-anything"),
+        "{}",
+        common::stderr(&out)
+    );
+}

@@ -48,6 +48,9 @@ pub struct AlignerConfig {
     pub max_len: usize,
     pub eval_prompts_per_family: usize,
     pub max_new_tokens: usize,
+    /// Toy world: also train on the upstream's own answers to this many training prompts, corrected to the ideal
+    /// answer (on-policy data, as the paper's; 0 for the world's fixed triples only).
+    pub upstream_examples: usize,
     pub train: TrainConfig,
 }
 
@@ -66,9 +69,10 @@ impl AlignerConfig {
             max_len: 256,
             eval_prompts_per_family: 12,
             max_new_tokens: 64,
+            upstream_examples: 1000,
             train: TrainConfig {
-                steps: 400,
-                lr: 1e-3,
+                steps: 1000,
+                lr: 2e-3,
                 warmup_steps: 20,
                 log_every: 10,
                 eval_every: 100,
@@ -128,15 +132,31 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
     };
     let triples: Vec<CorrectionTriple> = match (&cfg.data, &toy) {
         (Some(path), _) => read_jsonl(path)?,
-        (None, Some((_, data))) => data
-            .aligner
-            .iter()
-            .map(|r| CorrectionTriple {
-                question: r.row.question.clone(),
-                answer: r.row.answer.clone(),
-                correction: r.row.correction.clone(),
-            })
-            .collect(),
+        (None, Some((world, data))) => {
+            let mut triples: Vec<CorrectionTriple> = data
+                .aligner
+                .iter()
+                .map(|r| CorrectionTriple {
+                    question: r.row.question.clone(),
+                    answer: r.row.answer.clone(),
+                    correction: r.row.correction.clone(),
+                })
+                .collect();
+            if let (Some(upstream), n @ 1..) = (&cfg.upstream, cfg.upstream_examples) {
+                for (question, answer) in upstream_answers(upstream, world, n, cfg.max_new_tokens)?
+                {
+                    let item = world
+                        .find(&question)
+                        .expect("a training prompt of the world");
+                    triples.push(CorrectionTriple {
+                        correction: world.ideal(item),
+                        question,
+                        answer,
+                    });
+                }
+            }
+            triples
+        }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
     let mut examples = triples
@@ -201,6 +221,49 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
     };
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+/// The upstream model's greedy answers to `limit` of the world's training prompts (spread evenly over them): the
+/// mistakes the aligner will meet at inference. The paper's datasets are built the same way — answers of upstream
+/// models, corrected by annotators (here the oracle's ideal answer).
+pub fn upstream_answers(
+    upstream_dir: &Path,
+    world: &World,
+    limit: usize,
+    max_new_tokens: usize,
+) -> Result<Vec<(String, String)>, RunError> {
+    let tok = Tokenizer::load(&upstream_dir.join("tokenizer.json"))?;
+    let up = checkpoint::load(upstream_dir, DType::F32, &Device::Cpu)?;
+    let items: Vec<_> = world.items_in(rice_toyworld::Split::Train).collect();
+    let stride = (items.len() / limit.max(1)).max(1);
+    let prompts: Vec<String> = items
+        .iter()
+        .step_by(stride)
+        .take(limit)
+        .map(|i| i.prompt.clone())
+        .collect();
+    let sampling = rice_rlhf::toy::greedy(max_new_tokens);
+    let mut out = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|p| tok.encode(&Template::ChatMl.prompt(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = rice_lm::generate::generate_batch(
+            &up.model,
+            &tok,
+            &ids,
+            &sampling,
+            &["<|im_end|>", "<|im_start|>"],
+        )?;
+        out.extend(
+            chunk
+                .iter()
+                .cloned()
+                .zip(answers.into_iter().map(|a| a.text.trim().to_owned())),
+        );
+    }
+    Ok(out)
 }
 
 /// The upstream answers held-out prompts (greedy and sampled); the aligner corrects every answer; the oracle scores

@@ -9,6 +9,7 @@
 //! What it is not for: whole-answer correction, the upstreams and the chat-completions server, which are
 //! `rice-aligner`'s.
 
+pub mod bench;
 pub mod split;
 pub mod stream;
 pub mod train;

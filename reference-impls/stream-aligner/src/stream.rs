@@ -87,6 +87,17 @@ pub fn parse_revision(raw: &str) -> Revision {
     }
 }
 
+/// Whatever revises the last sentence: a Stream Aligner model, or (in tests) a rule.
+pub trait Reviser {
+    fn revise(&self, question: &str, prefix: &str, last: &str) -> candle_core::Result<Revision>;
+}
+
+impl Reviser for StreamAligner {
+    fn revise(&self, question: &str, prefix: &str, last: &str) -> candle_core::Result<Revision> {
+        StreamAligner::revise(self, question, prefix, last)
+    }
+}
+
 /// A Stream Aligner model.
 pub struct StreamAligner {
     pub id: String,
@@ -235,7 +246,7 @@ pub struct Streamed {
 /// false.
 pub fn correct_stream(
     upstream: &dyn ChatBackend,
-    aligner: &StreamAligner,
+    aligner: &dyn Reviser,
     messages: &[ChatMessage],
     settings: &StreamSettings,
     emit: &mut dyn FnMut(&str) -> bool,

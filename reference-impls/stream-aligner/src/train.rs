@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use rice_aligner::local::LocalModel;
 use rice_aligner::openai::ChatMessage;
-use rice_aligner::train::step_validity;
+use rice_aligner::train::{step_validity, upstream_answers};
+
+use crate::split::split_sentences;
 use rice_lm::checkpoint;
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
@@ -60,6 +62,9 @@ pub struct StreamAlignerConfig {
     /// Tokens per revision, and per upstream sentence.
     pub max_new_tokens: usize,
     pub max_rounds: usize,
+    /// Toy world: also train on the upstream's own sentences for this many training prompts, each revised to the
+    /// ideal sentence at its place (on-policy data, as the paper's; 0 for the world's fixed tuples only).
+    pub upstream_examples: usize,
     pub train: TrainConfig,
 }
 
@@ -78,9 +83,10 @@ impl StreamAlignerConfig {
             eval_prompts_per_family: 12,
             max_new_tokens: 48,
             max_rounds: crate::stream::DEFAULT_MAX_ROUNDS,
+            upstream_examples: 1000,
             train: TrainConfig {
-                steps: 400,
-                lr: 1e-3,
+                steps: 2000,
+                lr: 2e-3,
                 warmup_steps: 20,
                 log_every: 10,
                 eval_every: 100,
@@ -140,6 +146,32 @@ pub fn toy_tuples(world: &World, data: &Datasets) -> Vec<Tuple> {
         .collect()
 }
 
+/// Tuples from the upstream's answers: its `i`-th sentence, after the ideal first `i` sentences, is revised to the
+/// ideal `i`-th sentence.
+pub fn upstream_tuples(world: &World, answers: &[(String, String)]) -> Vec<Tuple> {
+    let mut out = Vec::new();
+    for (question, answer) in answers {
+        let Some(item) = world.find(question) else {
+            continue;
+        };
+        let ideal = world.ideal_sentences(item);
+        for (i, last) in split_sentences(answer)
+            .into_iter()
+            .enumerate()
+            .take(ideal.len())
+        {
+            out.push(Tuple {
+                question: question.clone(),
+                prefix: ideal[..i].join(" "),
+                last,
+                correction: ideal[i].clone(),
+                end: i + 1 == ideal.len(),
+            });
+        }
+    }
+    out
+}
+
 pub fn run(
     cfg: &StreamAlignerConfig,
     run_dir: &Path,
@@ -157,7 +189,14 @@ pub fn run(
     };
     let tuples: Vec<Tuple> = match (&cfg.data, &toy) {
         (Some(path), _) => read_jsonl(path)?,
-        (None, Some((world, data))) => toy_tuples(world, data),
+        (None, Some((world, data))) => {
+            let mut tuples = toy_tuples(world, data);
+            if let (Some(upstream), n @ 1..) = (&cfg.upstream, cfg.upstream_examples) {
+                let answers = upstream_answers(upstream, world, n, cfg.max_new_tokens * 2)?;
+                tuples.extend(upstream_tuples(world, &answers));
+            }
+            tuples
+        }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
     let mut examples = tuples

@@ -37,6 +37,42 @@ pub fn start() -> PathBuf {
         .clone()
 }
 
+/// The pre-trained (unaligned) toy-s model the SFT start was fine-tuned from: the upstream model of the Aligner tests.
+pub fn base() -> PathBuf {
+    let sft = start();
+    sft.parent()
+        .and_then(Path::parent)
+        .expect("the start lives in DIR/sft/checkpoint")
+        .join("pretrain")
+        .join("checkpoint")
+}
+
+/// A `preset` model pre-trained for `steps` on the toy world (the CLI's pre-training preset otherwise), cached like
+/// [`start`]: once per `cargo test` run, shared by the test binaries.
+pub fn pretrained(preset: &str, steps: u64) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("toy-base-{preset}-{steps}");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = built.iter().find(|(k, _)| *k == key) {
+        return dir.clone();
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let run = root.join(format!("{key}-{}", std::os::unix::process::parent_id()));
+    forget_old_runs(root, &key, &run.file_name().unwrap().to_string_lossy());
+    let checkpoint = run.join("checkpoint");
+    if !checkpoint.join("config.json").is_file() {
+        let tmp = run.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut cfg = rice_rlhf::pretrain::PretrainConfig::preset(preset).expect("a model preset");
+        cfg.train.steps = steps;
+        rice_rlhf::pretrain::run(&cfg, &tmp, false).expect("the toy base model trains");
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::rename(&tmp, &run).expect("the finished run moves into place");
+    }
+    built.push((key, checkpoint.clone()));
+    checkpoint
+}
+
 /// Removes starts left by earlier `cargo test` runs (more than an hour old, so a concurrent run keeps its own).
 fn forget_old_runs(root: &Path, key: &str, keep: &str) {
     let Ok(entries) = std::fs::read_dir(root) else {
