@@ -11,16 +11,15 @@
 //! oracle scores both — helpfulness, unsafe rate, reasoning-step validity, and a win rate of corrected over original.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use rice_lm::checkpoint;
-use rice_lm::rng::Rng;
-use rice_lm::run::{RunDir, line_chart};
+use rice_lm::run::RunDir;
 use rice_lm::text::{CorrectionTriple, Encoded, Template, Tokenizer, read_jsonl};
-use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
+use rice_lm::trainer::{TrainConfig, TrainReport};
 use rice_rlhf::RunError;
+use rice_rlhf::sft::{Supervised, train_supervised};
 use rice_rlhf::toy::{Answer, Answers, Comparison, load_world};
 use rice_toyworld::{Datasets, Family, World};
 use serde::{Deserialize, Serialize};
@@ -159,42 +158,26 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
         }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
-    let mut examples = triples
+    let examples = triples
         .iter()
         .map(|t| encode(&tok, format, template, t))
         .collect::<Result<Vec<_>, _>>()?;
-    Rng::new(cfg.train.seed ^ 0xa11).shuffle(&mut examples);
-    let held_out = examples
-        .split_off(examples.len() - (examples.len() / 20).clamp(1, 64).min(examples.len() - 1));
-    let count = examples.len();
-    let mut task = ResponseNllTask {
-        examples,
-        held_out,
-        batch_size: cfg.batch_size,
-        max_len: cfg.max_len,
-        pad: tok.pad_id,
-        seed: cfg.train.seed,
-        tag: "aligner",
-    };
-    let report = train(
+    let (report, count) = train_supervised(
         run_dir,
         &loaded,
+        &tokenizer_path,
+        examples,
         &cfg.train,
-        &mut task,
-        Some(&tokenizer_path),
         resume,
-    )?;
-    dir.write_plot(
-        "loss",
-        &line_chart(
-            "Aligner: correction training",
-            "step",
-            "correction loss",
-            &[
-                ("train", dir.metric("loss")),
-                ("held-out", dir.metric("eval_loss")),
-            ],
-        ),
+        &Supervised {
+            tag: "aligner",
+            salt: 0xa11,
+            batch_size: cfg.batch_size,
+            max_len: cfg.max_len,
+            pad: tok.pad_id,
+            title: "Aligner: correction training",
+            y_label: "correction loss",
+        },
     )?;
 
     let correction = match (&toy, &cfg.upstream) {
@@ -290,28 +273,24 @@ fn evaluate(
         greedy: correct_answers(aligner, world, &original.greedy)?,
         sampled: correct_answers(aligner, world, &original.sampled)?,
     };
-    let path = run_dir.join("corrections.jsonl");
-    let io = |source| {
-        RunError::Run(rice_lm::run::RunError::Io {
-            path: path.clone(),
-            source,
+    let rows: Vec<serde_json::Value> = original
+        .greedy
+        .iter()
+        .zip(&corrected.greedy)
+        .map(|(o, c)| {
+            serde_json::json!({
+                "family": o.family.as_str(),
+                "question": o.prompt,
+                "answer": o.answer,
+                "correction": c.answer,
+                "answer_helpfulness": o.score.helpfulness,
+                "correction_helpfulness": c.score.helpfulness,
+                "answer_unsafe": o.score.is_unsafe,
+                "correction_unsafe": c.score.is_unsafe,
+            })
         })
-    };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-    for (o, c) in original.greedy.iter().zip(&corrected.greedy) {
-        let line = serde_json::json!({
-            "family": o.family.as_str(),
-            "question": o.prompt,
-            "answer": o.answer,
-            "correction": c.answer,
-            "answer_helpfulness": o.score.helpfulness,
-            "correction_helpfulness": c.score.helpfulness,
-            "answer_unsafe": o.score.is_unsafe,
-            "correction_unsafe": c.score.is_unsafe,
-        });
-        writeln!(file, "{line}").map_err(io)?;
-    }
-    file.flush().map_err(io)?;
+        .collect();
+    RunDir::create(run_dir)?.write_jsonl("corrections.jsonl", &rows)?;
     let parameters = |m: &rice_lm::CausalLm| rice_rlhf::presets::parameters(m.config());
     Ok(Correction {
         upstream: upstream_dir.to_owned(),

@@ -51,6 +51,17 @@ impl RunDir {
         Ok(write_atomic(&self.path.join("summary.json"), &text)?)
     }
 
+    /// Writes `rows` as JSON Lines to `name` in the run directory (atomically).
+    pub fn write_jsonl<T: Serialize>(&self, name: &str, rows: &[T]) -> Result<(), RunError> {
+        let mut text = Vec::new();
+        for row in rows {
+            serde_json::to_writer(&mut text, row)
+                .map_err(|e| RunError::Serialize(e.to_string()))?;
+            text.push(b'\n');
+        }
+        Ok(write_atomic(&self.path.join(name), &text)?)
+    }
+
     pub fn write_plot(&self, name: &str, svg: &str) -> Result<(), RunError> {
         Ok(write_atomic(
             &self.path.join("plots").join(format!("{name}.svg")),

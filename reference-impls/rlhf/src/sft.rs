@@ -86,6 +86,70 @@ pub struct SftSummary {
     pub checkpoint: PathBuf,
 }
 
+/// How [`train_supervised`] trains: the data stream's name, the shuffle's salt, batching, and the loss plot's labels.
+pub struct Supervised<'a> {
+    /// Names the data stream (the batches are seeded by it).
+    pub tag: &'static str,
+    /// Mixed into the seed of the shuffle that picks the held-out examples.
+    pub salt: u64,
+    pub batch_size: usize,
+    pub max_len: usize,
+    /// The tokenizer's padding id.
+    pub pad: u32,
+    pub title: &'a str,
+    pub y_label: &'a str,
+}
+
+/// Supervised training on prompt/response examples, shared by SFT and the aligners: the examples are shuffled
+/// (seeded by the run's seed and `how.salt`), 5% of them (1 to 64) are held out for the eval loss, the model trains
+/// on the rest with the response tokens' loss, and `plots/loss.svg` shows both losses. Returns the report and the
+/// number of training examples.
+pub fn train_supervised(
+    run_dir: &Path,
+    loaded: &rice_lm::Loaded,
+    tokenizer_path: &Path,
+    mut examples: Vec<Encoded>,
+    train_cfg: &TrainConfig,
+    resume: bool,
+    how: &Supervised,
+) -> Result<(TrainReport, usize), RunError> {
+    Rng::new(train_cfg.seed ^ how.salt).shuffle(&mut examples);
+    let held_out = examples
+        .split_off(examples.len() - (examples.len() / 20).clamp(1, 64).min(examples.len() - 1));
+    let count = examples.len();
+    let mut task = ResponseNllTask {
+        examples,
+        held_out,
+        batch_size: how.batch_size,
+        max_len: how.max_len,
+        pad: how.pad,
+        seed: train_cfg.seed,
+        tag: how.tag,
+    };
+    let report = train(
+        run_dir,
+        loaded,
+        train_cfg,
+        &mut task,
+        Some(tokenizer_path),
+        resume,
+    )?;
+    let dir = RunDir::create(run_dir)?;
+    dir.write_plot(
+        "loss",
+        &line_chart(
+            how.title,
+            "step",
+            how.y_label,
+            &[
+                ("train", dir.metric("loss")),
+                ("held-out", dir.metric("eval_loss")),
+            ],
+        ),
+    )?;
+    Ok((report, count))
+}
+
 pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, RunError> {
     let template = crate::template(&cfg.template)?;
     let dir = RunDir::create(run_dir)?;
@@ -130,13 +194,10 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
         }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
-    let mut examples = pairs
+    let examples = pairs
         .iter()
         .map(|(p, c)| Encoded::new(&tok, template, p, c))
         .collect::<Result<Vec<_>, _>>()?;
-    Rng::new(cfg.train.seed ^ 0x5f7).shuffle(&mut examples);
-    let held_out = examples
-        .split_off(examples.len() - (examples.len() / 20).clamp(1, 64).min(examples.len() - 1));
 
     let evaluate_toy = |model: &CausalLm| -> Result<Option<ToyMetrics>, RunError> {
         match &toy {
@@ -153,23 +214,22 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
     };
     // `loaded` holds the starting weights until `train` (which, when resuming, loads the checkpoint).
     let before = evaluate_toy(&loaded.model)?;
-    let count = examples.len();
-    let mut task = ResponseNllTask {
-        examples,
-        held_out,
-        batch_size: cfg.batch_size,
-        max_len: cfg.max_len,
-        pad: tok.pad_id,
-        seed: cfg.train.seed,
-        tag: "sft",
-    };
-    let report = train(
+    let (report, count) = train_supervised(
         run_dir,
         &loaded,
+        &tokenizer_path,
+        examples,
         &cfg.train,
-        &mut task,
-        Some(&tokenizer_path),
         resume,
+        &Supervised {
+            tag: "sft",
+            salt: 0x5f7,
+            batch_size: cfg.batch_size,
+            max_len: cfg.max_len,
+            pad: tok.pad_id,
+            title: "Supervised fine-tuning",
+            y_label: "response loss",
+        },
     )?;
     let after = evaluate_toy(&loaded.model)?;
 
@@ -185,18 +245,6 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
             a.lookalike_refusal_rate - b.lookalike_refusal_rate,
         );
     }
-    dir.write_plot(
-        "loss",
-        &line_chart(
-            "Supervised fine-tuning",
-            "step",
-            "response loss",
-            &[
-                ("train", dir.metric("loss")),
-                ("held-out", dir.metric("eval_loss")),
-            ],
-        ),
-    )?;
     let summary = SftSummary {
         method: "sft",
         examples: count,

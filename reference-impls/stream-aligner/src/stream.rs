@@ -362,19 +362,16 @@ impl ChatBackend for StreamAlignerBackend {
             &settings,
             emit,
         )?;
+        let tokens = |text: &str| self.aligner.tok.encode(text).map_or(0, |ids| ids.len());
         Ok(Completion {
-            completion_tokens: self
-                .aligner
-                .tok
-                .encode(&out.text)
-                .map_or(0, |ids| ids.len()),
+            prompt_tokens: request.last_user().map_or(0, tokens),
+            completion_tokens: tokens(&out.text),
             text: out.text,
             finish_reason: if out.stop == StreamStop::RoundCap {
                 FinishReason::Length
             } else {
                 FinishReason::Stop
             },
-            prompt_tokens: out.upstream_tokens,
         })
     }
 }

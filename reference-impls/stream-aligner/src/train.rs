@@ -8,7 +8,6 @@
 //! sentences that are correct steps.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -18,11 +17,11 @@ use rice_aligner::train::{step_validity, upstream_answers};
 
 use crate::split::split_sentences;
 use rice_lm::checkpoint;
-use rice_lm::rng::Rng;
-use rice_lm::run::{RunDir, line_chart};
+use rice_lm::run::RunDir;
 use rice_lm::text::{Encoded, Template, Tokenizer, read_jsonl};
-use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
+use rice_lm::trainer::{TrainConfig, TrainReport};
 use rice_rlhf::RunError;
+use rice_rlhf::sft::{Supervised, train_supervised};
 use rice_rlhf::toy::{
     Answer, ToyMetrics, WinRate, answer_all, greedy, load_world, metrics, win_rate,
 };
@@ -199,7 +198,7 @@ pub fn run(
         }
         (None, None) => unreachable!("toy data exists when no file is given"),
     };
-    let mut examples = tuples
+    let examples = tuples
         .iter()
         .map(|t| {
             Ok(Encoded {
@@ -208,38 +207,22 @@ pub fn run(
             })
         })
         .collect::<Result<Vec<_>, rice_lm::text::TextError>>()?;
-    Rng::new(cfg.train.seed ^ 0x57a).shuffle(&mut examples);
-    let held_out = examples
-        .split_off(examples.len() - (examples.len() / 20).clamp(1, 64).min(examples.len() - 1));
-    let count = examples.len();
-    let mut task = ResponseNllTask {
-        examples,
-        held_out,
-        batch_size: cfg.batch_size,
-        max_len: cfg.max_len,
-        pad: tok.pad_id,
-        seed: cfg.train.seed,
-        tag: "stream-aligner",
-    };
-    let report = train(
+    let (report, count) = train_supervised(
         run_dir,
         &loaded,
+        &tokenizer_path,
+        examples,
         &cfg.train,
-        &mut task,
-        Some(&tokenizer_path),
         resume,
-    )?;
-    dir.write_plot(
-        "loss",
-        &line_chart(
-            "Stream Aligner: sentence revision training",
-            "step",
-            "revision loss",
-            &[
-                ("train", dir.metric("loss")),
-                ("held-out", dir.metric("eval_loss")),
-            ],
-        ),
+        &Supervised {
+            tag: "stream-aligner",
+            salt: 0x57a,
+            batch_size: cfg.batch_size,
+            max_len: cfg.max_len,
+            pad: tok.pad_id,
+            title: "Stream Aligner: sentence revision training",
+            y_label: "revision loss",
+        },
     )?;
     let evaluation = match (&toy, &cfg.upstream) {
         (Some((world, data)), Some(upstream)) => {
@@ -291,14 +274,7 @@ fn evaluate(
         sentence_max_tokens: cfg.max_new_tokens,
         ..StreamSettings::default()
     };
-    let path = run_dir.join("corrections.jsonl");
-    let io = |source| {
-        RunError::Run(rice_lm::run::RunError::Io {
-            path: path.clone(),
-            source,
-        })
-    };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    let mut rows = Vec::with_capacity(original.len());
     let mut corrected = Vec::with_capacity(original.len());
     let mut stops: BTreeMap<String, usize> = BTreeMap::new();
     let (mut rounds, mut first, mut whole) = (0usize, 0.0, 0.0);
@@ -324,7 +300,7 @@ fn evaluate(
             "answer_helpfulness": o.score.helpfulness,
             "corrected_helpfulness": score.helpfulness,
         });
-        writeln!(file, "{line}").map_err(io)?;
+        rows.push(line);
         corrected.push(Answer {
             family: o.family,
             prompt: o.prompt.clone(),
@@ -332,7 +308,7 @@ fn evaluate(
             score,
         });
     }
-    file.flush().map_err(io)?;
+    RunDir::create(run_dir)?.write_jsonl("corrections.jsonl", &rows)?;
     let n = original.len().max(1) as f64;
     Ok(StreamEvaluation {
         upstream: upstream_dir.to_owned(),
