@@ -98,7 +98,6 @@ impl ChatBackend for AlignerBackend {
         })?;
         let mut upstream_request = request.clone();
         upstream_request.stream = false;
-        upstream_request.model = None;
         let answer = self.upstream.complete(&upstream_request, &mut |_| true)?;
         let out = self
             .aligner
