@@ -3,6 +3,7 @@
 mod aligner_cmd;
 mod build_cmd;
 mod catalog_cmd;
+mod eval_cmd;
 mod lm_cmd;
 mod output;
 mod run_cmd;
@@ -51,6 +52,9 @@ enum Command {
     /// Use a trained aligner: correct answers, serve the correcting OpenAI-compatible proxy, make DPO pairs.
     #[command(subcommand)]
     Aligner(aligner_cmd::AlignerCommand),
+    /// Compare two models on the same prompts: the reward/cost arena, or a win rate with a confidence interval.
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// Benchmarks that need trained models (others are `cargo bench`).
     #[command(subcommand)]
     Bench(aligner_cmd::BenchCommand),
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Run(command) => run_cmd::run(command),
         Command::Lm(command) => lm_cmd::run(command),
         Command::Aligner(command) => aligner_cmd::run(command),
+        Command::Eval(command) => eval_cmd::run(command),
         Command::Bench(command) => aligner_cmd::bench(command),
     };
     match result {
