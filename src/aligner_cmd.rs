@@ -310,7 +310,7 @@ pub struct BenchAlignersArgs {
 pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Aligners(args) = command;
     let chatml = rice_lm::text::Template::ChatMl;
-    let load = |dir: &PathBuf, make: &str| -> anyhow::Result<()> {
+    let need = |dir: &PathBuf, make: &str| -> anyhow::Result<()> {
         anyhow::ensure!(
             dir.join("config.json").is_file(),
             "no model at {}: run `{make}` first, or pass the directory",
@@ -318,9 +318,9 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
         );
         Ok(())
     };
-    load(&args.upstream, "rice run pretrain --preset toy-s")?;
-    load(&args.aligner, "rice run aligner --preset toy")?;
-    load(&args.stream_aligner, "rice run stream-aligner --preset toy")?;
+    need(&args.upstream, "rice run pretrain --preset toy-s")?;
+    need(&args.aligner, "rice run aligner --preset toy")?;
+    need(&args.stream_aligner, "rice run stream-aligner --preset toy")?;
     let upstream = rice_aligner::local::LocalModel::load(&args.upstream, chatml)
         .map_err(anyhow::Error::msg)?;
     let aligner = Aligner::load(

@@ -1,8 +1,6 @@
 //! End-to-end: `rice eval arena` and `rice eval winrate` on two tiny pre-trained models — the files they write,
 //! counts that add up, and clear errors for a missing judge.
 
-use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,32 +8,7 @@ use rice_aligner::openai::{BackendError, ChatBackend, ChatRequest, Completion, F
 
 mod common;
 use common::rice_in as rice;
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "expected a failure; stdout:\n{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
+use common::{fails, json, ok};
 
 fn count(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))

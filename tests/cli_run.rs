@@ -1,28 +1,9 @@
 //! End-to-end: `rice run pretrain`, `rice run sft`, `rice lm generate|score` on tiny settings — run directories,
 //! checkpoints that load back, resume, and clear failures.
 
-use std::path::Path;
-use std::process::Output;
-
 mod common;
 use common::rice_in as rice;
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
+use common::{json, ok};
 
 #[test]
 fn pretrain_then_sft_then_generate_and_score() {
@@ -216,7 +197,7 @@ fn bad_runs_fail_with_a_clear_message() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("tokenizer.json"), "{err}");
 
-    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
     let o = rice(&["run", "dpo"], d);
     assert_eq!(o.status.code(), Some(1));
     assert!(

@@ -15,7 +15,7 @@ use rice_aligner::openai::{
     BackendError, ChatBackend, ChatMessage, ChatRequest, Completion, FinishReason,
 };
 use rice_lm::CausalLm;
-use rice_lm::generate::{Generated, Sampling, generate_batch};
+use rice_lm::generate::Sampling;
 use rice_lm::text::{Template, Tokenizer};
 use serde::Serialize;
 
@@ -158,29 +158,6 @@ impl StreamAligner {
             &mut |_| true,
         )?;
         Ok(parse_revision(&out.text))
-    }
-
-    /// Revises many `(question, prefix, last)` at once (for evaluating the aligner on its own data).
-    pub fn revise_all(
-        &self,
-        items: &[(String, String, String)],
-    ) -> candle_core::Result<Vec<Revision>> {
-        let mut out = Vec::with_capacity(items.len());
-        for chunk in items.chunks(16) {
-            let prompts = chunk
-                .iter()
-                .map(|(q, p, l)| self.prompt_ids(q, p, l))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let done: Vec<Generated> = generate_batch(
-                &self.model,
-                &self.tok,
-                &prompts,
-                &self.sampling(),
-                &[self.template.end()],
-            )?;
-            out.extend(done.iter().map(|g| parse_revision(&g.text)));
-        }
-        Ok(out)
     }
 }
 

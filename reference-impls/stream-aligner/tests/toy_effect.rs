@@ -1,6 +1,6 @@
 //! Stream Aligner on the toy world, measured by its exact oracle (fixed seeds, margins not exact values): a toy-xs
 //! aligner corrects the toy-s base model sentence by sentence while it writes — the answers become safer and more
-//! helpful, reasoning steps more often valid, and the first corrected sentence comes long before the whole answer.
+//! helpful, reasoning steps more often valid, and every answer comes in several corrected sentences.
 //!
 //! The upstream and the aligner's start are shared with the other toy tests (trained once per `cargo test` run).
 
@@ -37,11 +37,11 @@ fn sentence_level_correction_makes_answers_safer_more_helpful_and_more_valid() {
         e.step_validity
     );
     assert!(e.win_rate.decisive_rate.unwrap() > 0.7, "{:?}", e.win_rate);
+    // The answer arrives in several corrected sentences, so the first is out before the whole answer (how much
+    // sooner is measured by `rice bench aligners`, not asserted in a test).
     assert!(
-        e.first_sentence_seconds < e.answer_seconds * 0.8,
-        "first sentence after {} s, whole answer after {} s",
-        e.first_sentence_seconds,
-        e.answer_seconds
+        e.mean_rounds > 1.5 && e.mean_rounds <= 16.0,
+        "rounds per answer {}",
+        e.mean_rounds
     );
-    assert!(e.mean_rounds >= 1.0 && e.mean_rounds <= 16.0);
 }
