@@ -37,6 +37,30 @@ pub enum RunCommand {
     /// measure the upstream model with and without it.
     #[command(name = "stream-aligner")]
     StreamAligner(AlignerArgs),
+    /// Elasticity ("Language Models Resist Alignment"): forward vs inverse alignment loss, and how fast a
+    /// safety-aligned model rebounds to its base under unsafe fine-tuning.
+    Elasticity(ElasticityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ElasticityArgs {
+    /// `toy`: a toy-xs base pre-trained for 300 steps into RUN/base (unless --model is given); resistance and
+    /// rebound take a few minutes on a CPU, scaling pre-trains four more bases.
+    #[arg(long, default_value = "toy")]
+    pub preset: String,
+    /// Every setting from a TOML file instead of the preset (a run's config.toml is one: edit and rerun).
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Which probes, comma-separated: resistance, rebound, scaling, or all (default: the preset's
+    /// resistance,rebound).
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// The pre-trained base model (a Hugging Face directory with tokenizer.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Run directory (default runs/elasticity-PRESET).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +414,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        RunCommand::Elasticity(args) => run_elasticity(args)?,
         RunCommand::Reward(args) => run_score(ScoreKind::Reward, args)?,
         RunCommand::Cost(args) => run_score(ScoreKind::Cost, args)?,
         RunCommand::Dpo(args) => run_dpo(args)?,
@@ -399,6 +424,78 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             Some((args.cost_model, args.threshold, args.lambda_init)),
         )?,
     }
+    Ok(())
+}
+
+fn run_elasticity(args: ElasticityArgs) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<rice_elasticity::ElasticityConfig>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => {
+            anyhow::ensure!(
+                args.preset == "toy",
+                "unknown preset `{}`; the preset is `toy` (or give --config FILE)",
+                args.preset
+            );
+            rice_elasticity::ElasticityConfig::toy()
+        }
+    };
+    if let Some(model) = args.model {
+        cfg.model = Some(model);
+    }
+    if let Some(probe) = args.probe {
+        cfg.probe = probe;
+    }
+    rice_elasticity::parse_probes(&cfg.probe)?;
+    let name = match &args.config {
+        Some(path) => path
+            .file_stem()
+            .map_or("custom".into(), |s| s.to_string_lossy().into_owned()),
+        None => args.preset.clone(),
+    };
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("runs/elasticity-{name}")));
+    eprintln!("elasticity probes ({}) into {} …", cfg.probe, out.display());
+    let summary = rice_elasticity::run(&cfg, &out)?;
+    println!(
+        "base model: hazard unsafe rate {:.3}",
+        summary.base_unsafe_rate
+    );
+    if let Some(r) = &summary.resistance {
+        println!(
+            "\nresistance (hazard unsafe rate of θ1, θ2, θ3: {}):\n",
+            r.stage_unsafe_rates
+                .iter()
+                .map(|u| format!("{u:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        print!("{}", rice_elasticity::resistance::table(r));
+    }
+    if let Some(r) = &summary.rebound {
+        println!("\nrebound (unsafe rate and KL to the base by negative examples seen):\n");
+        print!("{}", rice_elasticity::rebound::table(r));
+    }
+    if let Some(r) = &summary.scaling {
+        println!("\nscaling:\n");
+        print!("{}", rice_elasticity::scaling::table(r));
+        print!(
+            "{}",
+            rice_elasticity::rebound::phase_lines(
+                &r.rows
+                    .iter()
+                    .map(|row| row.curve.clone())
+                    .collect::<Vec<_>>()
+            )
+        );
+    }
+    println!("\ndone in {:.0} s", summary.seconds);
+    print_run_dir(&out);
     Ok(())
 }
 

@@ -219,3 +219,60 @@ fn bad_runs_fail_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--reward-model"), "{}", stderr(&o));
 }
+
+/// `rice run elasticity --config FILE`: the file's settings (here tiny ones) replace the preset's, the tables are
+/// printed, and a bad file is named with the field it got wrong.
+#[test]
+fn elasticity_runs_from_a_config_file_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut cfg = rice_elasticity::ElasticityConfig::toy();
+    cfg.pretrain_steps = 20;
+    cfg.eval_hazard_prompts = 6;
+    cfg.max_new_tokens = 12;
+    cfg.resistance.stage_examples = 16;
+    cfg.resistance.stage_steps = 2;
+    cfg.resistance.answer_prompts = 4;
+    cfg.resistance.tune_steps = 2;
+    cfg.rebound.positive = vec![8];
+    cfg.rebound.align_steps = 2;
+    cfg.rebound.negative = vec![0, 4, 8];
+    cfg.rebound.perturb_repeats = 1;
+    std::fs::write(d.join("tiny.toml"), toml::to_string(&cfg).unwrap()).unwrap();
+    let out = ok(&rice(
+        &["run", "elasticity", "--config", "tiny.toml", "--out", "el"],
+        d,
+    ));
+    for expected in [
+        "| pair | forward loss",
+        "comparisons have inverse < forward",
+        "| N_neg | N_pos = 8 unsafe | KL |",
+        "Half-way back to the base's unsafe rate",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let summary = json(&d.join("el/summary.json"));
+    assert_eq!(
+        summary["rebound"]["curves"][0]["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(d.join("el/plots/rebound_kl.svg").is_file());
+
+    std::fs::write(
+        d.join("bad.toml"),
+        toml::to_string(&cfg)
+            .unwrap()
+            .replace("perturb_lr", "perturb_rate"),
+    )
+    .unwrap();
+    let err = common::fails(&rice(&["run", "elasticity", "--config", "bad.toml"], d));
+    assert!(
+        err.contains("bad.toml") && err.contains("perturb_rate"),
+        "{err}"
+    );
+    let err = common::fails(&rice(&["run", "elasticity", "--probe", "bounce"], d));
+    assert!(err.contains("unknown probe `bounce`"), "{err}");
+}
