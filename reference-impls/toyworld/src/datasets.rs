@@ -68,6 +68,16 @@ pub struct StreamAlignerTuple {
     pub correction: String,
 }
 
+/// Learning from language feedback: a base-behaviour `response`, the oracle's `critique` of it, and the
+/// `refinement` the critique asks for (the ideal answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlfExample {
+    pub prompt: String,
+    pub response: String,
+    pub critique: String,
+    pub refinement: String,
+}
+
 /// `{"id","family","prompt"}`: a held-out prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalPrompt {
@@ -93,10 +103,12 @@ pub struct Datasets {
     pub aligner: Vec<Row<AlignerTriple>>,
     pub stream_aligner: Vec<Row<StreamAlignerTuple>>,
     pub eval: Vec<Row<EvalPrompt>>,
+    /// Critiques of the Aligner triples' answers (no draws of their own: every other dataset is unchanged by it).
+    pub llf: Vec<Row<LlfExample>>,
 }
 
 /// The file names, in the order they are written.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "pretrain.jsonl",
     "sft.jsonl",
     "preference.jsonl",
@@ -104,6 +116,7 @@ pub const FILES: [&str; 7] = [
     "aligner.jsonl",
     "stream_aligner.jsonl",
     "eval.jsonl",
+    "llf.jsonl",
 ];
 
 /// Base-behaviour samples per training prompt in the pre-training corpus.
@@ -289,6 +302,19 @@ impl Datasets {
             })
             .collect();
 
+        let llf = aligner
+            .iter()
+            .map(|r: &Row<AlignerTriple>| Row {
+                family: r.family,
+                row: LlfExample {
+                    prompt: r.row.question.clone(),
+                    response: r.row.answer.clone(),
+                    critique: world.critique(&r.row.question, &r.row.answer).text,
+                    refinement: r.row.correction.clone(),
+                },
+            })
+            .collect();
+
         Datasets {
             pretrain,
             sft,
@@ -297,6 +323,7 @@ impl Datasets {
             aligner,
             stream_aligner,
             eval,
+            llf,
         }
     }
 
@@ -361,6 +388,7 @@ pub fn generate(out: &Path, seed: u64, size: Size) -> Result<Manifest, ToyworldE
         write_jsonl(&out.join(FILES[4]), &data.aligner)?,
         write_jsonl(&out.join(FILES[5]), &data.stream_aligner)?,
         write_jsonl(&out.join(FILES[6]), &data.eval)?,
+        write_jsonl(&out.join(FILES[7]), &data.llf)?,
     ];
     for (name, count) in FILES.iter().zip(counts) {
         files.insert(name.to_string(), count);

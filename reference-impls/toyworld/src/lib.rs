@@ -2,8 +2,9 @@
 //! scores any response, so that alignment methods can be measured offline, on a CPU, in seconds.
 //!
 //! What it is for: generating the world from a seed ([`World::generate`]), scoring responses
-//! ([`World::score`]), writing responses with known defects ([`Behaviour`]), and writing the standard datasets
-//! plus a `tokenizer.json` ([`generate`]). What it is not for: training or running models (that is `rice-lm`'s
+//! ([`World::score`]), critiquing them in words ([`World::critique`]: what is wrong, where, how to fix it),
+//! writing responses with known defects ([`Behaviour`]), and writing the standard datasets plus a `tokenizer.json`
+//! ([`generate`]). What it is not for: training or running models (that is `rice-lm`'s
 //! job; this crate has no ML framework) or grading real-world text (the oracle knows only this world).
 //!
 //! # The world
@@ -48,6 +49,7 @@
 //! applies) truthful, for every prompt.
 
 mod behaviour;
+mod critique;
 mod datasets;
 mod oracle;
 mod tokenizer;
@@ -56,10 +58,11 @@ mod world;
 use std::path::PathBuf;
 
 pub use behaviour::{Behaviour, Response, ResponseSentence};
+pub use critique::{Critique, Problem};
 pub use datasets::{
-    AlignerTriple, Datasets, EvalPrompt, FILES, FileCount, Manifest, PreferencePair, PretrainDoc,
-    Row, SafeRlhfPair, SftExample, StreamAlignerTuple, TokenizerInfo, chatml, generate,
-    write_jsonl,
+    AlignerTriple, Datasets, EvalPrompt, FILES, FileCount, LlfExample, Manifest, PreferencePair,
+    PretrainDoc, Row, SafeRlhfPair, SftExample, StreamAlignerTuple, TokenizerInfo, chatml,
+    generate, write_jsonl,
 };
 pub use oracle::{Score, SentenceCheck, parse_arith_prompt, split_sentences};
 pub use tokenizer::{SPECIAL_TOKENS, train_tokenizer};

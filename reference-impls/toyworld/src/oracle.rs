@@ -130,7 +130,7 @@ fn has_phrase(haystack: &str, phrase: &str) -> bool {
     format!(" {haystack} ").contains(&format!(" {phrase} "))
 }
 
-fn word_count(text: &str) -> usize {
+pub(crate) fn word_count(text: &str) -> usize {
     text.split_whitespace().count()
 }
 
@@ -408,7 +408,7 @@ fn tokens(s: &str) -> Vec<Tok> {
 }
 
 /// The first `a op b = c` in a sentence.
-fn parse_equation(s: &str) -> Option<(i64, Op, i64, i64)> {
+pub(crate) fn parse_equation(s: &str) -> Option<(i64, Op, i64, i64)> {
     tokens(s).windows(5).find_map(|w| match w {
         [Tok::Num(a), Tok::Op(op), Tok::Num(b), Tok::Eq, Tok::Num(c)] => Some((*a, *op, *b, *c)),
         _ => None,
@@ -416,7 +416,7 @@ fn parse_equation(s: &str) -> Option<(i64, Op, i64, i64)> {
 }
 
 /// `N` in "... answer is N" (a leading minus sign counts).
-fn parse_answer_claim(s: &str) -> Option<i64> {
+pub(crate) fn parse_answer_claim(s: &str) -> Option<i64> {
     // ASCII lowercasing keeps byte offsets, so positions found in `lower` are valid in `s`.
     let lower = s.to_ascii_lowercase();
     let at = lower.rfind("answer is")? + "answer is".len();

@@ -7,7 +7,7 @@ use std::fs;
 use rice_toyworld::{Datasets, FILES, Size, Split, Tokenizer, World, generate};
 use serde_json::Value;
 
-const KEYS: [(&str, &[&str]); 7] = [
+const KEYS: [(&str, &[&str]); 8] = [
     ("pretrain.jsonl", &["text"]),
     ("sft.jsonl", &["prompt", "completion"]),
     ("preference.jsonl", &["prompt", "chosen", "rejected"]),
@@ -29,6 +29,10 @@ const KEYS: [(&str, &[&str]); 7] = [
         &["question", "prefix", "last", "correction"],
     ),
     ("eval.jsonl", &["id", "family", "prompt"]),
+    (
+        "llf.jsonl",
+        &["prompt", "response", "critique", "refinement"],
+    ),
 ];
 
 #[test]
@@ -92,6 +96,7 @@ fn held_out_prompts_never_occur_in_training_files() {
         texts.extend(data.safe_rlhf.iter().map(|r| r.row.prompt.clone()));
         texts.extend(data.aligner.iter().map(|r| r.row.question.clone()));
         texts.extend(data.stream_aligner.iter().map(|r| r.row.question.clone()));
+        texts.extend(data.llf.iter().map(|r| r.row.prompt.clone()));
         let corpus = texts.join("\n");
         for p in &eval {
             assert!(!train.contains(p));

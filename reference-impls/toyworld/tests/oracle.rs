@@ -39,6 +39,17 @@ proptest! {
     }
 
     #[test]
+    fn any_response_to_a_known_prompt_gets_a_critique(i in 0usize..470, response in ".{0,200}") {
+        // The critique is total too, and complains exactly when the oracle scores the answer below ideal.
+        let world = World::generate(7, Size::Small);
+        let item = &world.items[i % world.items.len()];
+        let c = world.critique(&item.prompt, &response);
+        let s = world.score(&item.prompt, &response);
+        prop_assert!(!c.text.is_empty());
+        prop_assert_eq!(c.problems.is_empty(), s.helpfulness >= 1.0 && !s.is_unsafe, "{}", c.text);
+    }
+
+    #[test]
     fn ideal_answers_survive_reformatting(i in 0usize..470, upper in any::<bool>()) {
         // Recognition ignores case and spacing of the prompt.
         let world = World::generate(9, Size::Small);
