@@ -37,9 +37,45 @@ pub enum RunCommand {
     /// measure the upstream model with and without it.
     #[command(name = "stream-aligner")]
     StreamAligner(AlignerArgs),
+    /// Learning from language feedback (Align-Anything's method): a feedback model critiques and rewrites the
+    /// policy's answers, refined ≻ original pairs train DPO; on the toy world, against binary DPO at the same
+    /// annotation budget.
+    Llf(LlfArgs),
     /// Elasticity ("Language Models Resist Alignment"): forward vs inverse alignment loss, and how fast a
     /// safety-aligned model rebounds to its base under unsafe fine-tuning.
     Elasticity(ElasticityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LlfArgs {
+    /// The policy's start (default runs/sft-toy-helpful/checkpoint); with --data, annotations as JSONL
+    /// `{prompt, response, critique, refinement}` instead of the toy oracle's.
+    #[command(flatten)]
+    pub start: StartArgs,
+    /// Unlabelled prompts as JSONL with a `prompt` field (default: toy training prompts).
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// Annotated examples (toy): critiques for LLF, and as many binary labels for the baseline.
+    #[arg(long, value_name = "N")]
+    pub budget: Option<usize>,
+    /// Unlabelled prompts the feedback model critiques (toy; 0: all left).
+    #[arg(long, value_name = "N")]
+    pub unlabelled: Option<usize>,
+    /// Steps of the feedback model's training.
+    #[arg(long, value_name = "N")]
+    pub feedback_steps: Option<u64>,
+    /// Steps of each DPO stage (LLF's and the baseline's).
+    #[arg(long, value_name = "N")]
+    pub dpo_steps: Option<u64>,
+    /// Skip the binary-preference baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Continue the run in --out: stages whose output is there are reused, trainings continue from checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run directory (default runs/llf-PRESET).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -415,6 +451,7 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             );
         }
         RunCommand::Elasticity(args) => run_elasticity(args)?,
+        RunCommand::Llf(args) => run_llf(args)?,
         RunCommand::Reward(args) => run_score(ScoreKind::Reward, args)?,
         RunCommand::Cost(args) => run_score(ScoreKind::Cost, args)?,
         RunCommand::Dpo(args) => run_dpo(args)?,
@@ -424,6 +461,77 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             Some((args.cost_model, args.threshold, args.lambda_init)),
         )?,
     }
+    Ok(())
+}
+
+fn run_llf(args: LlfArgs) -> anyhow::Result<()> {
+    let model = args
+        .start
+        .model("runs/sft-toy-helpful", "rice run sft --preset toy-helpful")?;
+    let mut cfg = rice_llf::LlfConfig::toy(model);
+    cfg.data = args.start.data;
+    cfg.prompts = args.prompts;
+    cfg.template = args.start.template;
+    cfg.baseline = !args.no_baseline;
+    if let Some(n) = args.budget {
+        cfg.budget = n;
+    }
+    if let Some(n) = args.unlabelled {
+        cfg.unlabelled_prompts = n;
+    }
+    if let Some(n) = args.feedback_steps {
+        cfg.feedback_train.steps = n;
+        cfg.feedback_train.warmup_steps = cfg.feedback_train.warmup_steps.min(n / 2).max(1);
+    }
+    if let Some(n) = args.dpo_steps {
+        cfg.dpo_train.steps = n;
+        cfg.dpo_train.warmup_steps = cfg.dpo_train.warmup_steps.min(n / 2).max(1);
+    }
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("runs/llf-{}", args.start.preset)));
+    eprintln!(
+        "learning from language feedback from {} into {} …",
+        cfg.model.display(),
+        out.display()
+    );
+    let summary = rice_llf::run(&cfg, &out, args.resume)?;
+    println!(
+        "{} annotations; the feedback model critiqued {} responses and rewrote {} into pairs",
+        summary.annotations, summary.unlabelled_prompts, summary.llf.pairs
+    );
+    if let Some(q) = &summary.refinement {
+        println!(
+            "rewrites by the oracle: helpfulness {:.3} → {:.3}, unsafe rate {:.3} → {:.3} ({} better, {} ties, {} \
+             worse)",
+            q.helpfulness_original,
+            q.helpfulness_refined,
+            q.unsafe_rate_original,
+            q.unsafe_rate_refined,
+            q.refined_better,
+            q.ties,
+            q.refined_worse
+        );
+    }
+    for (name, result) in [
+        ("LLF", Some(&summary.llf)),
+        ("binary DPO", summary.binary.as_ref()),
+    ] {
+        if let Some(r) = result {
+            println!(
+                "\n{name} ({} pairs from a budget of {}):",
+                r.pairs, r.budget
+            );
+            if let Some(toy) = &r.toy {
+                print_comparison(toy);
+            }
+        }
+    }
+    if let Some(v) = &summary.verdict {
+        println!("\n{v}");
+    }
+    println!("done in {:.0} s", summary.seconds);
+    print_run_dir(&out);
     Ok(())
 }
 

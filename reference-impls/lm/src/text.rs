@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 // ── Tokenizer ──────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -252,7 +252,7 @@ pub struct SftExample {
 }
 
 /// A preference pair: TRL's `prompt`/`chosen`/`rejected`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PreferencePair {
     pub prompt: String,
     pub chosen: String,
