@@ -41,7 +41,7 @@ enum Command {
     Catalog(catalog_cmd::CatalogCommand),
     /// Search the catalog: ranked results with highlights; typos and half-typed words are fine.
     Search(search_cmd::SearchArgs),
-    /// Build the site's artefacts (today: the search index) into a directory.
+    /// Build the site: the course book (HTML) and the search index, into a directory.
     Build(build_cmd::BuildArgs),
     /// Run a reference implementation (pre-training, SFT, …); each writes a run directory.
     #[command(subcommand)]

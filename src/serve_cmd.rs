@@ -8,14 +8,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use rice_catalog::Catalog;
-use rice_server::{Site, SiteOptions};
+use rice_server::{BookInfo, Site, SiteOptions};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from other machines.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub addr: SocketAddr,
-    /// A built course book (HTML) to serve at /book/. Defaults to target/rice-site/book when that exists.
+    /// A built course book (HTML, from `rice build`) to serve at /book/. Without it, the book built into rice is
+    /// built at start-up (under a temporary directory, removed on exit; about a second).
     #[arg(long, value_name = "DIR")]
     pub book: Option<PathBuf>,
     /// A directory of reference-implementation runs to show at /runs. Defaults to ./runs when that exists.
@@ -25,16 +26,39 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs, catalog: Catalog) -> anyhow::Result<()> {
     let started = Instant::now();
-    let default_book = PathBuf::from("target/rice-site/book");
-    let book_dir = args.book.or_else(|| {
-        default_book
-            .join("index.html")
-            .is_file()
-            .then_some(default_book)
-    });
-    if let Some(dir) = &book_dir {
-        anyhow::ensure!(dir.is_dir(), "--book {} is not a directory", dir.display());
-    }
+    // The book's chapters and labs are built into rice: what the site says about them (sections for search,
+    // backlinks on entry pages) holds for a `--book` directory built by the same rice.
+    let book =
+        rice_book::Book::embedded(&catalog).context("reading the book's chapters and labs")?;
+    let mut scratch = None;
+    let book_dir = match args.book {
+        Some(dir) => {
+            anyhow::ensure!(
+                dir.join("index.html").is_file(),
+                "--book {} holds no index.html: build one with `rice build --out DIR` and pass DIR/book",
+                dir.display()
+            );
+            dir
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("rice-book-")
+                .tempdir()
+                .context("creating a temporary directory for the course book")?;
+            crate::build_cmd::build_book(&book, dir.path())?;
+            let html = dir.path().join("book");
+            scratch = Some(dir);
+            html
+        }
+    };
+    let book_info = BookInfo {
+        sections: book.search_documents(),
+        backlinks: book
+            .backlinks()
+            .into_iter()
+            .map(|(id, links)| (id, links.into_iter().map(|b| (b.title, b.url)).collect()))
+            .collect(),
+    };
     let runs_dir = args.runs.or_else(|| {
         PathBuf::from("runs")
             .is_dir()
@@ -44,8 +68,13 @@ pub fn run(args: ServeArgs, catalog: Catalog) -> anyhow::Result<()> {
         anyhow::ensure!(dir.is_dir(), "--runs {} is not a directory", dir.display());
     }
     let entries = catalog.entries.len();
-    let site = Site::new(catalog, SiteOptions { book_dir, runs_dir })
-        .context("building the search index")?;
+    let options = SiteOptions {
+        book_dir: Some(book_dir),
+        runs_dir,
+        book: book_info,
+    };
+    drop(book);
+    let site = Site::new(catalog, options).context("building the search index")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,11 +85,13 @@ pub fn run(args: ServeArgs, catalog: Catalog) -> anyhow::Result<()> {
         })?;
         let local = listener.local_addr().context("reading the bound address")?;
         println!(
-            "RICE Atlas: {entries} entries at http://{local}/ (ready in {} ms). Press Ctrl-C to stop.",
+            "RICE Atlas: {entries} entries and the course book at http://{local}/ (ready in {} ms). Press Ctrl-C to stop.",
             started.elapsed().as_millis()
         );
         rice_server::serve(listener, Arc::new(site)).await.context("serving")?;
         println!("RICE Atlas: stopped.");
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    drop(scratch);
+    Ok(())
 }

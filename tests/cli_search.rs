@@ -88,12 +88,18 @@ fn build_writes_an_index_that_opens_and_answers() {
     let dir = tempfile::tempdir().unwrap();
     let o = rice(&["build", "--out", dir.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("documents"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("book sections"), "{}", stdout(&o));
     let index = rice_search::SearchIndex::open(&dir.path().join("search-index")).unwrap();
     let r = index
         .search(&rice_search::SearchRequest::query("IDA"))
         .unwrap();
     assert_eq!(r.hits[0].id, "ida");
+    // The book's sections are in the same index, linked at their anchors.
+    let r = index
+        .search(&rice_search::SearchRequest::query("glaivouxite"))
+        .unwrap();
+    assert_eq!(r.hits[0].doc_type, rice_search::DocType::Section);
+    assert!(r.hits[0].url.starts_with("/book/"), "{}", r.hits[0].url);
     // Building again replaces the index rather than failing on the existing one.
     assert!(
         rice(&["build", "--out", dir.path().to_str().unwrap()])

@@ -44,6 +44,10 @@ pub use highlight::escape as escape_html;
 pub const MAX_LIMIT: usize = 100;
 /// Query text beyond this many bytes is ignored (a search box never needs more; 10 kB pastes still work).
 pub const MAX_QUERY_BYTES: usize = 1_000;
+/// A book section's score is multiplied by this: a section that matches as well as an entry ranks below it, since
+/// the entry is the atlas's answer and the section a place to read more. Sections that match much better (a word
+/// only the book uses) still come first.
+pub const SECTION_WEIGHT: f32 = 0.5;
 /// At most this many distinct words get typo and prefix matching.
 const MAX_FUZZY_WORDS: usize = 12;
 const SNIPPET_CHARS: usize = 180;
@@ -407,6 +411,8 @@ pub struct SearchIndex {
     /// indices of its place and the place's ancestors: facet counting is then array increments.
     places: Vec<String>,
     place_ancestors: Vec<Vec<u16>>,
+    /// By `ord`: the factor a document's score is multiplied by (see [`SECTION_WEIGHT`]).
+    weights: std::sync::Arc<Vec<f32>>,
     vocabulary: Vocabulary,
 }
 
@@ -534,6 +540,15 @@ impl SearchIndex {
                 ids
             })
             .collect();
+        let weights = std::sync::Arc::new(
+            documents
+                .iter()
+                .map(|d| match d.doc_type {
+                    DocType::Entry => 1.0,
+                    DocType::Section => SECTION_WEIGHT,
+                })
+                .collect(),
+        );
         Ok(SearchIndex {
             index,
             reader,
@@ -544,6 +559,7 @@ impl SearchIndex {
             documents,
             places,
             place_ancestors,
+            weights,
             vocabulary,
         })
     }
@@ -654,9 +670,25 @@ impl SearchIndex {
         let query = BooleanQuery::new(must);
 
         let searcher = self.reader.searcher();
+        let weights = std::sync::Arc::clone(&self.weights);
         let top = TopDocs::with_limit(request.limit)
             .and_offset(request.offset)
-            .order_by_score();
+            .tweak_score(move |segment: &tantivy::SegmentReader| {
+                let ords = segment
+                    .fast_fields()
+                    .u64("ord")
+                    .ok()
+                    .map(|column| column.first_or_default_col(u64::MAX));
+                let weights = std::sync::Arc::clone(&weights);
+                move |doc: tantivy::DocId, score: tantivy::Score| {
+                    let weight = ords
+                        .as_ref()
+                        .and_then(|column| weights.get(column.get_val(doc) as usize))
+                        .copied()
+                        .unwrap_or(1.0);
+                    score * weight
+                }
+            });
         // Top hits from tantivy; everything that matched as `ord`s, from which the facet counts are computed in
         // memory (cheaper than tantivy's facet collectors at this size, and one pass for every facet).
         let (top, matched) = searcher.search(&query, &(top, OrdCollector))?;

@@ -65,6 +65,18 @@ pub struct SiteOptions {
     pub book_dir: Option<PathBuf>,
     /// A directory of reference-implementation runs, shown at `/runs`.
     pub runs_dir: Option<PathBuf>,
+    /// What the book holds (from `rice-book`); used only when `book_dir` is set.
+    pub book: BookInfo,
+}
+
+/// What the site needs to know about the course book it serves. The CLI fills it from `rice-book`; the server
+/// never builds the book itself (it serves the built directory as plain files).
+#[derive(Clone, Debug, Default)]
+pub struct BookInfo {
+    /// The book's chapter and lab sections, searched together with the entries.
+    pub sections: Vec<rice_search::Document>,
+    /// Entry id → the book pages that discuss it, as (title, URL under `/book/`).
+    pub backlinks: HashMap<String, Vec<(String, String)>>,
 }
 
 /// Everything the handlers read, built once at start-up.
@@ -80,7 +92,11 @@ pub struct Site {
 
 impl Site {
     pub fn new(catalog: Catalog, options: SiteOptions) -> Result<Site, rice_search::SearchError> {
-        let search = SearchIndex::build(&catalog)?;
+        let mut documents = SearchIndex::entry_documents(&catalog);
+        if options.book_dir.is_some() {
+            documents.extend(options.book.sections.iter().cloned());
+        }
+        let search = SearchIndex::build_from(&documents, None)?;
         let renderer = MarkdownRenderer::default();
         let bodies = catalog
             .entries
@@ -103,8 +119,20 @@ impl Site {
 /// The whole site: every route, the fallback, and the hardening layers.
 pub fn routes(site: Arc<Site>) -> Router {
     let book = match &site.options.book_dir {
-        // ServeDir resolves paths under its root only (no `..`, no absolute paths) and serves index.html for dirs.
-        Some(dir) => Router::new().nest_service("/book", tower_http::services::ServeDir::new(dir)),
+        // ServeDir resolves paths under its root only (no `..`, no absolute paths), serves index.html for a
+        // directory and never lists one; a missing file gets the site's 404 page.
+        Some(dir) => Router::new()
+            .nest_service(
+                "/book",
+                tower_http::services::ServeDir::new(dir).not_found_service(tower::service_fn(
+                    |request: Request| async move {
+                        Ok::<_, std::convert::Infallible>(
+                            AppError::NoRoute(format!("/book{}", request.uri().path())).into_page(),
+                        )
+                    },
+                )),
+            )
+            .layer(middleware::from_fn(book_paths)),
         None => Router::new()
             .route("/book", get(pages::no_book))
             .route("/book/{*path}", get(pages::no_book)),
@@ -155,6 +183,27 @@ pub fn routes(site: Arc<Site>) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
         ))
+}
+
+/// The book's pages link relatively, so they must be read under `/book/`: `/book` redirects there, and a redirect
+/// from the file service (a directory without its trailing slash) keeps the `/book` prefix that nesting removed.
+async fn book_paths(request: Request, next: Next) -> Response {
+    if request.uri().path() == "/book" {
+        return axum::response::Redirect::permanent("/book/").into_response();
+    }
+    let mut response = next.run(request).await;
+    if response.status().is_redirection() {
+        let fixed = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|l| l.starts_with('/') && !l.starts_with("/book/"))
+            .and_then(|l| HeaderValue::from_str(&format!("/book{l}")).ok());
+        if let Some(location) = fixed {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    response
 }
 
 /// No inline script or style anywhere: scripts and styles come from `/static/` only.

@@ -409,6 +409,10 @@ struct EntryPage {
     bibtex: String,
     related: Vec<(String, String, String)>,
     run: Option<(String, String)>,
+    /// The entry's reference page in the course book, when a book is served.
+    book_page: Option<String>,
+    /// Chapters and labs of the served book that discuss the entry: (title, URL).
+    book_links: Vec<(String, String)>,
     source: String,
 }
 
@@ -487,6 +491,21 @@ pub async fn entry(
             .implementation
             .as_ref()
             .map(|i| (i.crate_name.clone(), i.command.clone())),
+        book_page: site
+            .options
+            .book_dir
+            .as_ref()
+            .map(|_| format!("/book/entries/{}.html", e.id)),
+        book_links: match &site.options.book_dir {
+            Some(_) => site
+                .options
+                .book
+                .backlinks
+                .get(&e.id)
+                .cloned()
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
         source: e.source.clone(),
     })
 }
@@ -615,7 +634,10 @@ pub async fn search(
         .map(|h| HitView {
             url: h.url.clone(),
             title_html: h.title_html.clone(),
-            place_title: place_title(&site, &h.place),
+            place_title: match h.doc_type {
+                rice_search::DocType::Section => "Course book".to_owned(),
+                rice_search::DocType::Entry => place_title(&site, &h.place),
+            },
             snippet_html: h.snippet_html.clone(),
         })
         .collect();

@@ -357,7 +357,7 @@ async fn a_book_directory_is_served_without_escaping_it() {
             Catalog::embedded().unwrap(),
             SiteOptions {
                 book_dir: Some(dir.join("book")),
-                runs_dir: None,
+                ..SiteOptions::default()
             },
         )
         .unwrap(),
@@ -500,8 +500,8 @@ fn site_with_runs() -> (std::path::PathBuf, Arc<Site>) {
     std::fs::create_dir_all(dir.join("empty-dir")).unwrap();
     std::fs::write(dir.join("secret.txt"), "outside").unwrap();
     let options = SiteOptions {
-        book_dir: None,
         runs_dir: Some(dir.clone()),
+        ..SiteOptions::default()
     };
     (
         dir,
@@ -576,4 +576,79 @@ async fn runs_without_a_runs_directory_explain_how_to_get_one() {
         get("/api/runs/anything").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn a_served_book_is_searched_and_linked_from_entry_pages() {
+    let dir = std::env::temp_dir().join(format!("rice-book-links-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("chapters")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>Course book</h1>").unwrap();
+    let section = rice_search::Document {
+        doc_type: rice_search::DocType::Section,
+        id: "chapters/04-x#brewing".into(),
+        title: "4. Feedback › Brewing".into(),
+        aliases: Vec::new(),
+        summary: String::new(),
+        body: "A word only the book uses: glaivouxite.".into(),
+        place: String::new(),
+        rice_primary: Vec::new(),
+        rice_secondary: Vec::new(),
+        kind: None,
+        year: None,
+        has_implementation: false,
+        url: "/book/chapters/04-x.html#brewing".into(),
+    };
+    let mut options = SiteOptions {
+        book_dir: Some(dir.clone()),
+        ..SiteOptions::default()
+    };
+    options.book.sections = vec![section];
+    options.book.backlinks.insert(
+        "dpo".into(),
+        vec![("4. Feedback".into(), "/book/chapters/04-x.html#dpo".into())],
+    );
+    let site = Arc::new(Site::new(Catalog::embedded().unwrap(), options).unwrap());
+    let get = |uri: &str| {
+        call(
+            routes(Arc::clone(&site)),
+            Request::get(uri).body(Body::empty()).unwrap(),
+        )
+    };
+    let r = get("/entries/dpo").await;
+    assert!(
+        r.body.contains("href=\"/book/entries/dpo.html\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("href=\"/book/chapters/04-x.html#dpo\""),
+        "{}",
+        r.body
+    );
+    let r = get("/search?q=glaivouxite").await;
+    assert!(r.body.contains("/book/chapters/04-x.html#brewing") && r.body.contains("Course book"));
+    let r = get("/book/chapters/missing.html").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.content_type.starts_with("text/html"),
+        "{}",
+        r.content_type
+    );
+    let r = get("/book/chapters/").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no directory listing");
+    // Relative links need the trailing slash, and redirects stay under /book/.
+    let r = get("/book").await;
+    assert!(r.status.is_redirection(), "{}", r.status);
+    assert_eq!(r.headers[header::LOCATION], "/book/");
+    let r = get("/book/chapters").await;
+    assert!(r.status.is_redirection(), "{}", r.status);
+    assert_eq!(r.headers[header::LOCATION], "/book/chapters/");
+    // Without a book, entry pages do not link to one and sections are not searched.
+    let r = call(
+        app(),
+        Request::get("/entries/dpo").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(!r.body.contains("/book/entries/dpo.html"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -103,6 +103,53 @@ await check("a narrow screen gets the one-column layout", async () => {
   await page.screenshot({ path: `${shots}/search-mobile.png`, caret: "initial" });
 });
 
+await check("a book chapter renders with its title, sidebar and MathML", async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const response = await page.goto(base + "/book/chapters/04-learning-from-feedback.html");
+  assert(response.ok(), `status ${response.status()}`);
+  assert(/Learning from Feedback/.test(await page.title()), `title ${await page.title()}`);
+  assert((await page.locator("main h1").innerText()).includes("Learning from Feedback"), "no chapter heading");
+  const maths = await page.locator("main math").count();
+  assert(maths > 10, `${maths} math elements`);
+  const formula = page.locator("main math[display=block]").first();
+  await formula.scrollIntoViewIfNeeded();
+  const box = await formula.boundingBox();
+  assert(box && box.width > 100 && box.height > 15, `display formula has no size: ${JSON.stringify(box)}`);
+  assert(await page.locator("#mdbook-sidebar a[href$='04-learning-from-feedback.html']").count() > 0, "no sidebar entry");
+  await page.screenshot({ path: `${shots}/book-chapter.png`, caret: "initial" });
+});
+
+await check("a book lab renders with commands and answers folded away", async () => {
+  const response = await page.goto(base + "/book/labs/dpo.html");
+  assert(response.ok(), `status ${response.status()}`);
+  assert(/DPO/.test(await page.title()), `title ${await page.title()}`);
+  assert(await page.locator("main pre code").count() > 2, "no command blocks");
+  const answer = page.locator("main details").first();
+  assert(!(await answer.evaluate((d) => d.open)), "answers start folded");
+  await answer.locator("summary").click();
+  assert(await answer.evaluate((d) => d.open), "the answer did not open");
+  assert(await page.locator("main math").count() > 0, "no MathML in the lab");
+  await page.screenshot({ path: `${shots}/book-lab.png`, caret: "initial" });
+});
+
+await check("the book's search box searches the site, book sections included", async () => {
+  await page.locator("#rice-search-input").fill("glaivouxite");
+  await Promise.all([page.waitForURL(/\/search\?q=glaivouxite/), page.locator("#rice-search-input").press("Enter")]);
+  const link = page.locator("#results li h3 a[href^='/book/']").first();
+  await link.waitFor({ state: "visible", timeout: 5000 });
+  const href = await link.getAttribute("href");
+  await Promise.all([page.waitForURL(/\/book\//), link.click()]);
+  assert(page.url().endsWith(href), `went to ${page.url()}`);
+});
+
+await check("entry pages and book pages link to each other", async () => {
+  await page.goto(base + "/entries/dpo");
+  const toBook = page.locator("section.book a[href='/book/entries/dpo.html']");
+  assert(await toBook.count() === 1, "no link to the book's reference page");
+  await Promise.all([page.waitForURL(/\/book\/entries\/dpo\.html$/), toBook.click()]);
+  assert(await page.locator("main a[href='/entries/dpo']").count() > 0, "no link back to the entry page");
+});
+
 await check("no console errors (CSP violations included)", async () => {
   assert(consoleErrors.length === 0, consoleErrors.join(" | "));
 });
