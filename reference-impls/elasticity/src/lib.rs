@@ -45,7 +45,8 @@ pub struct ElasticityConfig {
     pub probe: String,
     pub world_seed: u64,
     pub world_size: String,
-    /// Examples per optimizer step in every fine-tune of both probes.
+    /// Examples per optimizer step of the SFT stages, the forward and inverse fine-tunes and the alignment fine-tunes
+    /// (the rebound's perturbation has its own `perturb_batch`).
     pub batch_size: usize,
     pub max_len: usize,
     /// Peak learning rate of every fine-tune (linear warmup over the first tenth of the steps, then cosine to 10%).
@@ -94,12 +95,6 @@ impl ElasticityConfig {
             seed: self.seed,
             ..TrainConfig::default()
         }
-    }
-
-    /// Steps for `epochs` passes over `examples` examples at the configured batch size (at least one): the one
-    /// rule every data-size sweep of this crate uses, so more data means proportionally more updates.
-    pub fn steps_for(&self, examples: usize, epochs: f64) -> u64 {
-        ((examples as f64 * epochs / self.batch_size as f64).ceil() as u64).max(1)
     }
 }
 

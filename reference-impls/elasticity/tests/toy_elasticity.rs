@@ -4,7 +4,7 @@
 //! examples than over the rest. One run of the `toy` preset's resistance and rebound probes (one aligned model, a
 //! shorter grid) is shared by the tests; a separate tiny run checks the scaling probe's mechanics.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use rice_elasticity::scaling::BaseSpec;
@@ -140,11 +140,8 @@ fn scaling_runs_one_rebound_per_base() {
     ] {
         assert!(dir.join(file).is_file(), "{file} is missing");
     }
-    assert!(check_table(&dir.join("scaling.md")).contains("toy-xs @ 30 steps"));
-}
-
-fn check_table(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
+    let table = std::fs::read_to_string(dir.join("scaling.md")).unwrap();
+    assert!(table.contains("toy-xs @ 30 steps"), "{table}");
 }
 
 #[test]
