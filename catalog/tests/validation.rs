@@ -550,3 +550,69 @@ fn latex_in_a_basic_string_gets_a_literal_string_hint() {
     let d = expect_one(literal, basic, "escape", 10, 16);
     assert!(d.hint.unwrap().contains("literal strings"));
 }
+
+/// Problems that do not interact, each planted by one replacement: (file, from, to, expected `file:line` and
+/// message). Any subset planted at once must be reported exactly — one diagnostic each, none missing, none extra.
+#[rustfmt::skip]
+const PLANTS: &[(&str, &str, &str, &str)] = &[
+    ("dpo", "name = \"Direct Preference Optimization\"", "name = \" \"", "dpo.toml:2:8 empty name"),
+    ("dpo", "aliases = [\"DPO\"]", "aliases = [\"DPO\", \"DPO\"]", "dpo.toml:3:19 listed twice"),
+    ("dpo", "kind = \"method\"", "kind = \"algorithm\"", "dpo.toml:4:8 unknown kind"),
+    ("dpo", "place = \"forward/policy-learning\"", "place = \"nowhere\"", "dpo.toml:5:9 unknown place"),
+    ("dpo", "Optimises a policy directly on preference pairs.\n", "   \n", "dpo.toml:6:"),
+    ("dpo", "related = [\"rlhf\"]", "related = [\"nope\"]", "dpo.toml:12:12 related id"),
+    ("dpo", "tags = [\"offline\"]", "tags = [\"Offline Data\"]", "dpo.toml:13:9 malformed tag"),
+    ("dpo", "secondary = [\"ethicality\"]", "secondary = [\"ethics\"]", "dpo.toml:17:14 unknown RICE principle"),
+    ("dpo", "title = \"Direct Preference Optimization: Your", "title = \"\" # Your", "dpo.toml:20:9 empty paper title"),
+    ("dpo", "[\"Rafael Rafailov\", \"others\"]", "[\"others\", \"Rafael Rafailov\"]", "dpo.toml:21:12 must be the last author"),
+    ("dpo", "year = 2023", "year = 3023", "dpo.toml:22:8 year 3023"),
+    ("dpo", "arxiv = \"2305.18290\"", "arxiv = \"23-05\"", "dpo.toml:24:9 malformed arXiv"),
+    ("dpo", "crate = \"rice-dpo\"", "crate = \"rice-ppo\"", "dpo.toml:27:9 crate `rice-ppo`"),
+    ("dpo", "command = \"rice run dpo\"", "command = \"python train.py\"", "dpo.toml:28:11 must be a `rice …` command"),
+    ("rlhf", "kind = \"method\"", "kind = \"methd\"", "rlhf.toml:3:8 unknown kind"),
+    ("rlhf", "place = \"forward/policy-learning\"", "place = \"nowhere\"", "rlhf.toml:4:9 unknown place"),
+    ("rlhf", "year = 2017", "year = 3017", "rlhf.toml:14:8 year 3017"),
+    ("rlhf", "arxiv = \"1706.03741\"", "arxiv = \"1706\"", "rlhf.toml:15:9 malformed arXiv"),
+    // A third file that does not parse: its error is reported and does not stop the checks of the others.
+    ("ipo", "kind = \"method\"", "kin = \"method\"", "ipo.toml:3:1 unknown field `kin`"),
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn every_planted_problem_is_reported(
+        chosen in proptest::sample::subsequence((0..PLANTS.len()).collect::<Vec<_>>(), 1..=PLANTS.len())
+    ) {
+        let mut dpo = DPO.to_owned();
+        let mut rlhf = RLHF.to_owned();
+        let mut ipo = None;
+        for &i in &chosen {
+            let (file, from, to, _) = PLANTS[i];
+            let text = match file {
+                "dpo" => &mut dpo,
+                "rlhf" => &mut rlhf,
+                _ => ipo.insert(RLHF.replacen("id = \"rlhf\"", "id = \"ipo\"", 1)),
+            };
+            proptest::prop_assert!(text.contains(from), "{from:?}");
+            *text = text.replacen(from, to, 1);
+        }
+        let mut entries = vec![file("entries/forward/dpo.toml", &dpo), file("entries/forward/rlhf.toml", &rlhf)];
+        entries.extend(ipo.map(|text| file("entries/forward/ipo.toml", &text)));
+        let diagnostics = Catalog::from_files(&file("taxonomy.toml", TAXONOMY), &entries, CRATES)
+            .expect_err("planted problems are found")
+            .0;
+        let reported: Vec<String> = diagnostics
+            .iter()
+            .map(|d| format!("{}:{}:{} {}", d.file, d.line, d.column, d.message))
+            .collect();
+        proptest::prop_assert_eq!(reported.len(), chosen.len(), "{:#?}", reported);
+        for &i in &chosen {
+            let (place, message) = PLANTS[i].3.split_once(' ').unwrap_or((PLANTS[i].3, ""));
+            proptest::prop_assert!(
+                reported.iter().any(|r| r.contains(place) && r.contains(message)),
+                "missing {:?} in {reported:#?}", PLANTS[i].3
+            );
+        }
+    }
+}

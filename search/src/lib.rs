@@ -29,7 +29,8 @@ use rice_catalog::{Catalog, Entry, Kind, Principle};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, QueryParser,
+    TermQuery,
 };
 use tantivy::schema::{
     FAST, Facet, FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
@@ -599,7 +600,20 @@ impl SearchIndex {
             Box::new(AllQuery)
         } else {
             // Exact words and phrases, BM25 over the stemmed fields.
-            let (exact, _errors) = self.parser.parse_query_lenient(q);
+            let (mut exact, _errors) = self.parser.parse_query_lenient(q);
+            // The lenient parse can still build a query that cannot run (`title:*` asks whether a field exists,
+            // which tantivy answers only for fast fields). Query text must never be an error, so such a query is
+            // searched as its words alone.
+            if exact
+                .weight(EnableScoring::disabled_from_schema(&self.index.schema()))
+                .is_err()
+            {
+                let words: String = q
+                    .chars()
+                    .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+                    .collect();
+                exact = self.parser.parse_query_lenient(&words).0;
+            }
             let mut should: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, exact)];
             // Typos: words the catalog does not contain are corrected against its vocabulary and searched as
             // BM25 terms at a reduced weight, so a correction scores by how rare it is, below exact matches.
