@@ -54,7 +54,9 @@ pub struct Models {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The upstream: an OpenAI-compatible endpoint (http://host:port or …/v1) or a local model directory.
+    /// The upstream: an OpenAI-compatible endpoint (http://host:port or …/v1) or a local model directory. An
+    /// endpoint is sent the key in OPENAI_API_KEY, if set, and never the clients' own headers (Authorization,
+    /// cookies): only their requests' JSON.
     #[arg(long, value_name = "URL|DIR")]
     pub upstream: String,
     #[command(flatten)]

@@ -72,14 +72,15 @@ pub struct ScoreArgs {
 fn load(args: &ModelArgs) -> anyhow::Result<(rice_lm::Loaded, Tokenizer, Template)> {
     let template = Template::by_name(&args.template)
         .with_context(|| format!("unknown template `{}`", args.template))?;
-    let tok = Tokenizer::load(&args.model.join("tokenizer.json"))?;
-    let loaded = rice_lm::checkpoint::load(&args.model, DType::F32, &Device::Cpu)?;
     anyhow::ensure!(
-        loaded.model.config().vocab_size >= tok.vocab_size(),
-        "the tokenizer has {} tokens but the model only {}: they do not belong together",
-        tok.vocab_size(),
-        loaded.model.config().vocab_size
+        args.model.join("config.json").is_file(),
+        "no model at {}: a model directory holds config.json, model.safetensors and tokenizer.json",
+        args.model.display()
     );
+    let tokenizer = args.model.join("tokenizer.json");
+    let tok = Tokenizer::load(&tokenizer)?;
+    let loaded = rice_lm::checkpoint::load(&args.model, DType::F32, &Device::Cpu)?;
+    rice_lm::checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer)?;
     Ok((loaded, tok, template))
 }
 

@@ -239,10 +239,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Override the preset's number of optimizer steps.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub steps: Option<u64>,
     /// Override the preset's peak learning rate (the actor's, for PPO).
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Continue the run in --out from its last checkpoint (after a crash or kill).
     #[arg(long)]
@@ -272,6 +272,10 @@ pub struct PretrainArgs {
     /// Model size: toy-xs, toy-s or toy-m.
     #[arg(long, default_value = "toy-s")]
     pub preset: String,
+    /// Every setting from a TOML file instead of the preset (a run's config.toml is one: edit and rerun; e.g.
+    /// `train.save_every` to checkpoint along the way).
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -385,16 +389,27 @@ pub fn run(command: RunCommand) -> anyhow::Result<()> {
             print_run_dir(&out);
         }
         RunCommand::Pretrain(args) => {
-            let mut cfg = PretrainConfig::preset(&args.preset).with_context(|| {
-                format!(
-                    "unknown preset `{}`; use one of {}",
-                    args.preset,
-                    rice_rlhf::presets::MODEL_PRESETS.join(", ")
-                )
-            })?;
+            let (mut cfg, name) = match &args.config {
+                Some(path) => {
+                    let cfg = read_config::<PretrainConfig>(path)?;
+                    cfg.validate()
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    (cfg, config_name(path))
+                }
+                None => (
+                    PretrainConfig::preset(&args.preset).with_context(|| {
+                        format!(
+                            "unknown preset `{}`; use one of {}",
+                            args.preset,
+                            rice_rlhf::presets::MODEL_PRESETS.join(", ")
+                        )
+                    })?,
+                    args.preset.clone(),
+                ),
+            };
             args.run.apply(&mut cfg.train);
-            let out = args.run.out("pretrain", &args.preset);
-            eprintln!("pre-training {} into {} …", args.preset, out.display());
+            let out = args.run.out("pretrain", &name);
+            eprintln!("pre-training {} into {} …", cfg.preset, out.display());
             let summary = rice_rlhf::pretrain::run(&cfg, &out, args.run.resume)?;
             println!(
                 "done: {} parameters, {} steps, loss {:.3} → {:.3}, {:.0} tokens/s",
@@ -535,14 +550,22 @@ fn run_llf(args: LlfArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A run's settings from a TOML file (errors name the file, line and field).
+fn read_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str::<T>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The name a run from `--config FILE` gets in its default directory: the file's stem.
+fn config_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map_or("custom".into(), |s| s.to_string_lossy().into_owned())
+}
+
 fn run_elasticity(args: ElasticityArgs) -> anyhow::Result<()> {
     let mut cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<rice_elasticity::ElasticityConfig>(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
+        Some(path) => read_config::<rice_elasticity::ElasticityConfig>(path)?,
         None => {
             anyhow::ensure!(
                 args.preset == "toy",
@@ -560,9 +583,7 @@ fn run_elasticity(args: ElasticityArgs) -> anyhow::Result<()> {
     }
     rice_elasticity::parse_probes(&cfg.probe)?;
     let name = match &args.config {
-        Some(path) => path
-            .file_stem()
-            .map_or("custom".into(), |s| s.to_string_lossy().into_owned()),
+        Some(path) => config_name(path),
         None => args.preset.clone(),
     };
     let out = args

@@ -19,7 +19,8 @@ pub struct ServeArgs {
     /// built at start-up (under a temporary directory, removed on exit; about a second).
     #[arg(long, value_name = "DIR")]
     pub book: Option<PathBuf>,
-    /// A directory of reference-implementation runs to show at /runs. Defaults to ./runs when that exists.
+    /// A directory of reference-implementation runs to show at /runs. Defaults to ./runs when that exists. Nothing
+    /// outside it is served: a symlink in it that leads out of it counts as absent.
     #[arg(long, value_name = "DIR")]
     pub runs: Option<PathBuf>,
 }

@@ -277,7 +277,7 @@ fn bad_upstream(misbehave: fn(std::net::TcpStream)) -> String {
 }
 
 #[test]
-fn an_upstream_that_dies_mid_response_or_hangs_is_a_502_within_the_timeout() {
+fn an_upstream_that_dies_mid_response_hangs_or_answers_garbage_is_a_502_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let model = model(d);
@@ -290,7 +290,17 @@ fn an_upstream_that_dies_mid_response_or_hangs_is_a_502_within_the_timeout() {
         std::thread::sleep(Duration::from_secs(30));
         drop(s);
     });
-    for (upstream, within) in [(&dying, 5), (&hanging, 5)] {
+    let garbage = bad_upstream(|mut s| {
+        // A complete answer that is not the chat-completions JSON at all.
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 23\r\n\r\n<html>Welcome!</html>\r\n");
+        let _ = s.flush();
+    });
+    let wrong_shape = bad_upstream(|mut s| {
+        // JSON, but not an answer: no `choices`.
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"object\":1}");
+        let _ = s.flush();
+    });
+    for (upstream, within) in [(&dying, 5), (&hanging, 5), (&garbage, 5), (&wrong_shape, 5)] {
         let proxy = start(
             &[
                 "aligner",
@@ -310,6 +320,7 @@ fn an_upstream_that_dies_mid_response_or_hangs_is_a_502_within_the_timeout() {
         let (body, status) = post(&proxy.url, &question(8));
         assert_eq!(status, "502", "{upstream}: {body}");
         let error: Value = serde_json::from_str(&body).unwrap();
+        eprintln!("{upstream}: 502 {body}");
         assert!(
             error["error"]["message"]
                 .as_str()
@@ -440,4 +451,416 @@ fn correct_one_answer_and_make_weak_to_strong_pairs_for_dpo() {
         "{}",
         common::stderr(&out)
     );
+}
+
+// ── Security and load: loopback by default, no forwarded credentials, timeouts kept under a storm ─────────────
+
+/// A model to serve where its answers do not matter: two steps of toy-xs pre-training (a few seconds).
+fn untrained_model(dir: &Path) -> String {
+    let out = common::rice_in(
+        &[
+            "run",
+            "pretrain",
+            "--preset",
+            "toy-xs",
+            "--steps",
+            "2",
+            "--out",
+            "untrained",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    "untrained/checkpoint".into()
+}
+
+/// The sockets `pid` listens on, as `(address, port)` from `/proc/net/tcp` and `/proc/net/tcp6` (hex, as the kernel
+/// writes them; 127.0.0.1 is `0100007F`).
+#[cfg(target_os = "linux")]
+fn listening_sockets(pid: u32) -> Vec<(String, u16)> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut sockets = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st (0A: LISTEN) field 3, inode field 9.
+            if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
+                let (address, port) = fields[1].split_once(':').unwrap();
+                sockets.push((address.to_owned(), u16::from_str_radix(port, 16).unwrap()));
+            }
+        }
+    }
+    sockets
+}
+
+/// `rice serve`, `rice lm serve` and `rice aligner serve` started without `--addr` listen on 127.0.0.1 only (the
+/// kernel's socket table says so), or — when another program holds the default port — fail naming that loopback
+/// address.
+#[cfg(target_os = "linux")]
+#[test]
+fn every_server_binds_to_loopback_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = untrained_model(d);
+    for (args, port) in [
+        (vec!["serve"], 8080),
+        (vec!["lm", "serve", "--model", &model], 8081),
+        (
+            vec![
+                "aligner",
+                "serve",
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--upstream-model",
+                "m",
+                "--aligner",
+                &model,
+            ],
+            8090,
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rice"))
+            .args(&args)
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.is_empty() {
+            // It could not start: the only acceptable reason is the default port in use, named as loopback.
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            assert!(!child.wait().unwrap().success());
+            assert!(
+                stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+                "{args:?}: {stderr}"
+            );
+            continue;
+        }
+        let server = Server {
+            child,
+            url: String::new(),
+        };
+        let sockets = listening_sockets(server.child.id());
+        drop(server);
+        assert!(
+            line.contains(&format!("http://127.0.0.1:{port}/")),
+            "{args:?}: {line}"
+        );
+        assert_eq!(
+            sockets,
+            [("0100007F".to_owned(), port)],
+            "{args:?} listens elsewhere too"
+        );
+    }
+}
+
+/// Sends one raw HTTP/1.1 POST with `headers` and reads the answer until the server closes:
+/// (status, body, how long it took).
+fn post_raw(url: &str, path: &str, headers: &[&str], body: &str) -> (u16, String, Duration) {
+    let address = url.trim_start_matches("http://");
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned(), elapsed)
+}
+
+/// An upstream on loopback that records every request it receives (head and body, lowercased) and answers each
+/// with a fixed whole chat completion.
+fn recording_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                request.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            request.push_str(&String::from_utf8_lossy(&body));
+            record.lock().unwrap().push(request.to_lowercase());
+            let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Brew it slowly."},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":3}}"#;
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// The correcting proxy sends the upstream its own key (`OPENAI_API_KEY`) and nothing of the client's: not its
+/// Authorization, cookies, API-key or forwarding headers. Without a key of its own it sends no Authorization at all.
+#[test]
+fn the_proxy_never_forwards_the_clients_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = untrained_model(d);
+    let (upstream, seen) = recording_upstream();
+    let client_secrets = [
+        "Authorization: Bearer sk-client-secret",
+        "Cookie: session=client-cookie",
+        "X-Api-Key: client-x-key",
+        "OpenAI-Organization: org-client-secret",
+        "Proxy-Authorization: Basic Y2xpZW50LXByb3h5",
+        "X-Forwarded-For: 10.9.8.7",
+    ];
+    for key in [Some("sk-proxy-own-key"), None] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rice"));
+        command
+            .args([
+                "aligner",
+                "serve",
+                "--upstream",
+                &upstream,
+                "--upstream-model",
+                "m",
+            ])
+            .args([
+                "--aligner",
+                &model,
+                "--max-new-tokens",
+                "4",
+                "--timeout",
+                "10",
+            ])
+            .args(["--addr", "127.0.0.1:0"])
+            .current_dir(d)
+            .stdout(Stdio::piped());
+        match key {
+            Some(key) => command.env("OPENAI_API_KEY", key),
+            None => command.env_remove("OPENAI_API_KEY"),
+        };
+        let mut child = command.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .rfind(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("{line}"))
+            .trim_end_matches("/v1")
+            .to_owned();
+        let proxy = Server { child, url };
+        seen.lock().unwrap().clear();
+        let (status, body, _) = post_raw(
+            &proxy.url,
+            "/v1/chat/completions",
+            &client_secrets,
+            &question(4).to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        let request = &requests[0];
+        assert!(
+            request.starts_with("post /v1/chat/completions "),
+            "{request}"
+        );
+        assert!(
+            request.contains("glaivouxite"),
+            "the question goes up: {request}"
+        );
+        for secret in [
+            "sk-client-secret",
+            "client-cookie",
+            "client-x-key",
+            "org-client-secret",
+            "y2xpzw50lxbyb3h5",
+            "10.9.8.7",
+            "cookie:",
+            "x-forwarded-for:",
+            "proxy-authorization:",
+        ] {
+            assert!(
+                !request.contains(secret),
+                "{secret} was forwarded: {request}"
+            );
+        }
+        match key {
+            Some(key) => assert!(
+                request.contains(&format!("authorization: bearer {key}")),
+                "{request}"
+            ),
+            None => assert!(!request.contains("authorization:"), "{request}"),
+        }
+    }
+}
+
+/// 32 streaming clients at once through `rice aligner serve --timeout 1` whose upstream is slow — half the
+/// connections hang silent, half trickle a body a byte every 300 ms — each get the documented 502 (OpenAI error
+/// shape) within the timeout plus a second; `/healthz` answers promptly throughout; once the upstream recovers, a
+/// normal streamed answer goes through.
+#[test]
+fn the_proxy_keeps_its_timeout_for_many_streaming_clients_of_a_slow_upstream() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const CLIENTS: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = untrained_model(d);
+
+    let healthy = Arc::new(AtomicBool::new(false));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let state = healthy.clone();
+    std::thread::spawn(move || {
+        let count = AtomicUsize::new(0);
+        for stream in listener.incoming().flatten() {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let healthy = state.load(Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buffer = [0u8; 8192];
+                let _ = stream.read(&mut buffer);
+                if healthy {
+                    let answer = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Brew it slowly."},"finish_reason":"stop"}]}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                } else if n.is_multiple_of(2) {
+                    std::thread::sleep(Duration::from_secs(30));
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+                    );
+                    for byte in std::iter::repeat_n(b" ", 100) {
+                        if stream.write_all(byte).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                }
+            });
+        }
+    });
+    let proxy = start(
+        &[
+            "aligner",
+            "serve",
+            "--upstream",
+            &upstream,
+            "--upstream-model",
+            "m",
+            "--aligner",
+            &model,
+            "--timeout",
+            "1",
+            "--max-new-tokens",
+            "4",
+        ],
+        d,
+    );
+    let mut streaming = question(8);
+    streaming["stream"] = true.into();
+    let body = streaming.to_string();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (url, body) = (proxy.url.clone(), body.clone());
+            std::thread::spawn(move || post_raw(&url, "/v1/chat/completions", &[], &body))
+        })
+        .collect();
+    // Meanwhile the proxy's own health check answers at once.
+    let mut health = Vec::new();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        let started = Instant::now();
+        let (body, status) = curl(&[&format!("{}/healthz", proxy.url)]);
+        assert_eq!(status, "200", "{body}");
+        health.push(started.elapsed());
+    }
+    let mut slowest = Duration::ZERO;
+    for client in clients {
+        let (status, body, elapsed) = client.join().unwrap();
+        assert_eq!(status, 502, "{body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(error["error"]["type"], "upstream_error", "{body}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no answer within 1s"),
+            "{body}"
+        );
+        slowest = slowest.max(elapsed);
+    }
+    let health_slowest = health.iter().max().unwrap();
+    eprintln!(
+        "{CLIENTS} clients: slowest 502 after {slowest:?}; slowest /healthz during the storm {health_slowest:?}"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a client waited {slowest:?}"
+    );
+    assert!(
+        *health_slowest < Duration::from_millis(500),
+        "/healthz took {health_slowest:?}"
+    );
+
+    healthy.store(true, Ordering::SeqCst);
+    let (body, status) = post(&proxy.url, &streaming);
+    assert_eq!(status, "200", "{body}");
+    streamed_text(&body);
 }

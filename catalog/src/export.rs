@@ -29,11 +29,7 @@ impl CitationKeys {
         for paper in papers {
             let base = base_key(paper);
             let n = used.entry(base.clone()).or_insert(0);
-            let key = if *n == 0 {
-                base
-            } else {
-                format!("{base}{}", (b'a' + *n as u8) as char)
-            };
+            let key = format!("{base}{}", collision_suffix(*n));
             *n += 1;
             by_identity.insert(paper_identity(paper), key);
         }
@@ -46,6 +42,16 @@ impl CitationKeys {
             .get(&paper_identity(paper))
             .map_or("unknown", String::as_str)
     }
+}
+
+/// The suffix of the `n`-th paper (from 0) sharing a base key: none, then `b` … `z`, then `zb` … `zz`, `zzb` …: always
+/// letters and never the same twice (the letter alone would run past `z` into `{` after 26 papers).
+fn collision_suffix(n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let (zs, letter) = ((n - 1) / 25, (n - 1) % 25 + 1);
+    format!("{}{}", "z".repeat(zs), (b'a' + letter as u8) as char)
 }
 
 fn base_key(paper: &Paper) -> String {
@@ -224,4 +230,29 @@ pub fn csv(catalog: &Catalog) -> String {
     }
     String::from_utf8(writer.into_inner().expect("writing to memory cannot fail"))
         .expect("csv of UTF-8 is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collision_suffix;
+
+    #[test]
+    fn keys_stay_letters_and_distinct_past_26_papers_sharing_one() {
+        // Found with the fuzz target's key check (fuzz/regressions/catalog_entry/): the 27th paper sharing a base
+        // key got `{`, and the 160th overflowed.
+        let suffixes: Vec<String> = (0..300).map(collision_suffix).collect();
+        assert_eq!(suffixes[..3], ["", "b", "c"]);
+        assert_eq!((suffixes[25].as_str(), suffixes[26].as_str()), ("z", "zb"));
+        assert_eq!(
+            (suffixes[50].as_str(), suffixes[51].as_str()),
+            ("zz", "zzb")
+        );
+        assert!(
+            suffixes
+                .iter()
+                .all(|s| s.bytes().all(|b| b.is_ascii_lowercase()))
+        );
+        let distinct: std::collections::HashSet<&String> = suffixes.iter().collect();
+        assert_eq!(distinct.len(), suffixes.len());
+    }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rice_catalog::{Entry, Kind, Principle, Taxonomy};
@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Site;
-use crate::error::{ApiError, AppError};
+use crate::error::{ApiError, AppError, PathParams};
 
 /// Decoded `key=value` pairs of a query string.
 pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -33,6 +33,16 @@ pub fn parse_request(
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in pairs {
         let key = key.as_str();
+        if key.is_empty() {
+            // `?=100`: there is no name to report, so report what was written.
+            return Err(AppError::bad(
+                &format!("={value}"),
+                format!(
+                    "a parameter without a name; this route takes {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
         if !allowed.contains(&key) {
             return Err(AppError::bad(
                 key,
@@ -236,7 +246,7 @@ pub fn find<'a>(site: &'a Site, id: &str) -> Result<&'a Entry, AppError> {
 
 pub async fn entry(
     State(site): State<Arc<Site>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let e = find(&site, &id)?;
     let mut value = serde_json::to_value(e).map_err(|err| AppError::Internal(err.to_string()))?;
@@ -253,7 +263,7 @@ pub async fn entry(
 
 pub async fn bibtex(
     State(site): State<Arc<Site>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let e = find(&site, &id)?;
     let text: String = e

@@ -1,10 +1,9 @@
 //! Static assets, embedded in the binary: the site works offline and from any directory.
 
-use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::AppError;
+use crate::error::{AppError, PathParams};
 
 /// (file name, content type, contents)
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -25,7 +24,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub async fn serve(Path(file): Path<String>) -> Response {
+pub async fn serve(PathParams(file): PathParams<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
         Some((_, content_type, body)) => (
             StatusCode::OK,

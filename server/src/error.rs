@@ -2,9 +2,13 @@
 //! HTML page with the same status and a way back.
 
 use askama::Template;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
@@ -139,5 +143,40 @@ impl From<AppError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         self.0.into_page()
+    }
+}
+
+/// The parameters in a route's path (`/entries/{id}`), like axum's `Path`, except that a segment it cannot take (not
+/// UTF-8 once percent-decoded) is a 400 naming the parameter in the site's shapes — JSON on the API, a page
+/// elsewhere — rather than axum's plain-text rejection.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => Ok(PathParams(params)),
+            Err(rejection) => {
+                let e = AppError::from(rejection);
+                Err(if crate::is_api(parts.uri.path()) {
+                    e.into_json()
+                } else {
+                    e.into_page()
+                })
+            }
+        }
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> AppError {
+        use axum::extract::path::ErrorKind;
+        if let PathRejection::FailedToDeserializePathParams(e) = &rejection
+            && let ErrorKind::InvalidUtf8InPathParam { key } = e.kind()
+        {
+            return AppError::bad(key, "not valid UTF-8 once percent-decoded");
+        }
+        AppError::bad("path", rejection.body_text())
     }
 }

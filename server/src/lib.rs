@@ -18,7 +18,7 @@ mod pages;
 mod runs;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,12 +38,18 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::error::AppError;
 use crate::markdown::MarkdownRenderer;
 
+// The query-string parsing every search route shares, public so that the fuzzer (`fuzz/`) runs exactly this path.
+pub use api::{SEARCH_PARAMS, parse_request, query_pairs, run_search};
+
 /// Longest request URI accepted (a 10 kB search query fits); longer gets 414.
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Largest request body accepted; larger gets 413. No route reads a body today.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request that takes longer than this is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that has not sent a whole request head this long after it opened (or after its last answer) is
+/// closed: idle and slowly-sent ("slowloris") connections cannot pile up.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The JSON API's routes, exactly as the router mounts them (the OpenAPI document is tested against this list).
 pub const API_ROUTES: &[&str] = &[
@@ -187,9 +193,16 @@ pub fn routes(site: Arc<Site>) -> Router {
 
 /// The book's pages link relatively, so they must be read under `/book/`: `/book` redirects there, and a redirect
 /// from the file service (a directory without its trailing slash) keeps the `/book` prefix that nesting removed.
+///
+/// A path no file system can hold (a name over 255 bytes, or over 1,024 bytes in all; the book's are far shorter) is
+/// a 404 here: the file service would answer the operating system's "file name too long" with a 500.
 async fn book_paths(request: Request, next: Next) -> Response {
-    if request.uri().path() == "/book" {
+    let path = request.uri().path();
+    if path == "/book" {
         return axum::response::Redirect::permanent("/book/").into_response();
+    }
+    if path.len() > 1024 || path.split('/').any(|name| name.len() > 255) {
+        return AppError::NoRoute(path.to_owned()).into_page();
     }
     let mut response = next.run(request).await;
     if response.status().is_redirection() {
@@ -210,7 +223,7 @@ async fn book_paths(request: Request, next: Next) -> Response {
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn is_api(path: &str) -> bool {
+pub(crate) fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
@@ -250,11 +263,49 @@ async fn fallback(uri: axum::http::Uri) -> Response {
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+///
+/// Each connection is hyper's HTTP/1 with a timer, so that [`HEADER_READ_TIMEOUT`] holds (`axum::serve` sets no
+/// timer, which turns hyper's header timeout off and lets idle or slowly-sent requests hold connections forever).
 pub async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) -> std::io::Result<()> {
-    let app = routes(site).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let app = routes(site);
+    // Every connection holds a receiver: `stop.closed()` resolves once the last one has finished.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset) => continue,
+                // Out of file descriptors, say: wait for some to close rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers are written in pieces (head, then body chunks): without this, Nagle's algorithm holds each next
+        // piece until the client's delayed ACK, some 40 ms.
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(stopping);
+    stop.send_replace(());
+    stop.closed().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use rice_catalog::{Entry, Kind, Principle};
@@ -13,7 +13,7 @@ use crate::Site;
 use crate::api::{
     LIST_PARAMS, SEARCH_PARAMS, filter_entries, find, parse_request, query_pairs, run_search,
 };
-use crate::error::{AppError, PageError};
+use crate::error::{AppError, PageError, PathParams};
 
 fn render(page: &impl Template) -> Result<Response, PageError> {
     let html = page
@@ -428,7 +428,7 @@ fn authors(list: &[String]) -> String {
 
 pub async fn entry(
     State(site): State<Arc<Site>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response, PageError> {
     let e = find(&site, &id)?;
     let papers = e

@@ -1,20 +1,24 @@
 //! Runs of the reference implementations, read from a directory of run directories (`--runs DIR`). A run directory
 //! holds `config.toml`, `metrics.jsonl`, `summary.json` and `plots/*.svg` (see the design); this module only reads
 //! them, as plain files: the site never links the training code.
+//!
+//! Nothing outside the runs directory is ever read: names are single path segments, and a symlink whose target lies
+//! outside (a run directory, `config.toml` or a plot linking elsewhere) counts as absent. Symlinks within it (say
+//! `latest -> dpo-3`) work.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Site;
-use crate::error::{ApiError, AppError, PageError};
+use crate::error::{ApiError, AppError, PageError, PathParams};
 
 /// Metrics rows shown on a run page (the last ones); the JSON API returns them all.
 const METRIC_ROWS_SHOWN: usize = 20;
@@ -43,6 +47,13 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// `root/relative` with every symlink resolved, if it exists and still lies under `root`.
+fn inside(root: &FsPath, relative: impl AsRef<FsPath>) -> Option<PathBuf> {
+    let root = root.canonicalize().ok()?;
+    let path = root.join(relative).canonicalize().ok()?;
+    path.starts_with(&root).then_some(path)
+}
+
 fn runs_dir(site: &Site) -> Result<&FsPath, AppError> {
     site.options
         .runs_dir
@@ -60,12 +71,11 @@ pub fn list(dir: &FsPath) -> Vec<String> {
     };
     let mut runs: Vec<(std::time::SystemTime, String)> = read
         .flatten()
-        .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok().filter(|n| valid_name(n))?;
-            let path = e.path();
-            let marker = [path.join("summary.json"), path.join("metrics.jsonl")]
+            let marker = ["summary.json", "metrics.jsonl"]
                 .into_iter()
+                .filter_map(|file| inside(dir, FsPath::new(&name).join(file)))
                 .find(|p| p.is_file())?;
             let modified = marker
                 .metadata()
@@ -86,11 +96,10 @@ pub fn read(dir: &FsPath, name: &str) -> Result<Run, AppError> {
     if !valid_name(name) {
         return Err(not_found());
     }
-    let path: PathBuf = dir.join(name);
-    if !path.is_dir() {
+    let Some(path) = inside(dir, name).filter(|p| p.is_dir()) else {
         return Err(not_found());
-    }
-    let text = |file: &str| std::fs::read_to_string(path.join(file)).ok();
+    };
+    let text = |file: &str| std::fs::read_to_string(inside(dir, path.join(file))?).ok();
     let summary = text("summary.json").and_then(|t| serde_json::from_str(&t).ok());
     let metrics: Vec<Value> = text("metrics.jsonl")
         .map(|t| {
@@ -105,6 +114,7 @@ pub fn read(dir: &FsPath, name: &str) -> Result<Run, AppError> {
             read.flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
                 .filter(|n| valid_name(n) && n.ends_with(".svg"))
+                .filter(|n| inside(dir, FsPath::new(name).join("plots").join(n)).is_some())
                 .collect()
         })
         .unwrap_or_default();
@@ -211,7 +221,7 @@ struct RunPage {
 
 pub async fn show(
     State(site): State<Arc<Site>>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Response, PageError> {
     let run = read(runs_dir(&site)?, &name)?;
     let mut columns: Vec<String> = Vec::new();
@@ -270,7 +280,7 @@ fn cell(v: &Value) -> String {
 /// A plot, served as an image with a CSP that forbids scripts: SVG from a run directory is data, not code.
 pub async fn plot(
     State(site): State<Arc<Site>>,
-    Path((name, file)): Path<(String, String)>,
+    PathParams((name, file)): PathParams<(String, String)>,
 ) -> Result<Response, PageError> {
     let dir = runs_dir(&site)?;
     let not_found = || AppError::NotFound {
@@ -280,8 +290,8 @@ pub async fn plot(
     if !valid_name(&name) || !valid_name(&file) || !file.ends_with(".svg") {
         return Err(not_found().into());
     }
-    let bytes =
-        std::fs::read(dir.join(&name).join("plots").join(&file)).map_err(|_| not_found())?;
+    let path = inside(dir, FsPath::new(&name).join("plots").join(&file)).ok_or_else(not_found)?;
+    let bytes = std::fs::read(path).map_err(|_| not_found())?;
     Ok((
         [
             (
@@ -318,7 +328,7 @@ pub async fn api_index(State(site): State<Arc<Site>>) -> Json<Value> {
 
 pub async fn api_show(
     State(site): State<Arc<Site>>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<Run>, ApiError> {
     Ok(Json(read(runs_dir(&site)?, &name)?))
 }

@@ -24,17 +24,12 @@ pub struct LocalModel {
 /// A model directory loaded for generation: the model, its tokenizer and the id it is served under (the directory's
 /// name, or its parent's for a run's `checkpoint/`).
 pub fn load_model(dir: &Path) -> Result<(String, CausalLm, Tokenizer), String> {
-    let tok = Tokenizer::load(&dir.join("tokenizer.json")).map_err(|e| e.to_string())?;
+    let tokenizer = dir.join("tokenizer.json");
+    let tok = Tokenizer::load(&tokenizer).map_err(|e| e.to_string())?;
     let loaded =
         rice_lm::checkpoint::load(dir, DType::F32, &Device::Cpu).map_err(|e| e.to_string())?;
-    if loaded.model.config().vocab_size < tok.vocab_size() {
-        return Err(format!(
-            "{}: the tokenizer has {} tokens but the model only {}: they do not belong together",
-            dir.display(),
-            tok.vocab_size(),
-            loaded.model.config().vocab_size
-        ));
-    }
+    rice_lm::checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer)
+        .map_err(|e| e.to_string())?;
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let id = match name(dir).as_deref() {
         Some("checkpoint") | None => dir.parent().and_then(name),

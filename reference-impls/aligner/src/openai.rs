@@ -6,14 +6,15 @@
 //! is how the proxy and the composition code reach an upstream model.
 
 use std::convert::Infallible;
-use std::io::BufRead;
+use std::io::{BufRead, ErrorKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, MissingJsonContentType};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -184,12 +185,16 @@ pub trait ChatBackend: Send + Sync + 'static {
 pub struct ServerOptions {
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// A connection that has not sent a whole request head this long after it opened (or after its last answer) is
+    /// closed: idle and slowly-sent ("slowloris") connections cannot pile up. Answers may take as long as they need.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -208,14 +213,95 @@ pub fn router(backend: Arc<dyn ChatBackend>, options: ServerOptions) -> Router {
 }
 
 /// Serves [`router`] on `listener` until ctrl-c or SIGTERM, then lets running requests finish.
+///
+/// Each connection is hyper's HTTP/1 with a timer, so that `header_read_timeout` holds (`axum::serve` sets no timer,
+/// which turns hyper's header timeout off and lets idle or slowly-sent requests hold connections forever).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     backend: Arc<dyn ChatBackend>,
     options: ServerOptions,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(backend, options))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let header_read_timeout = options.header_read_timeout;
+    let mut app = router(backend, options);
+    if listener.local_addr()?.ip().is_loopback() {
+        app = app.layer(axum::middleware::from_fn(loopback_hosts_only));
+    }
+    // Every connection holds a receiver: `stop.closed()` resolves once the last one has finished.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset) => continue,
+                // Out of file descriptors, say: wait for some to close rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers are written in pieces (head, then body chunks): without this, Nagle's algorithm holds each next
+        // piece until the client's delayed ACK, some 40 ms.
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(stopping);
+    stop.send_replace(());
+    stop.closed().await;
+    Ok(())
+}
+
+/// On a server that listens on loopback, refuses requests that name another host (403). A web page whose domain is
+/// re-pointed at 127.0.0.1 ("DNS rebinding") could otherwise drive the server from the user's browser — and the
+/// proxy spends the upstream's key. A request without `Host` (HTTP/1.0) is let through: browsers always send one.
+async fn loopback_hosts_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(host) = request.headers().get(header::HOST)
+        && !is_loopback_host(host.to_str().unwrap_or(""))
+    {
+        let shown: String = String::from_utf8_lossy(host.as_bytes())
+            .chars()
+            .take(100)
+            .collect();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "host `{shown}` is not this server: it listens on loopback only (use --addr 0.0.0.0:PORT to serve \
+                 other hosts)"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(inside, _)| inside),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn shutdown_signal() {
@@ -245,7 +331,7 @@ async fn shutdown_signal() {
 
 /// An error as OpenAI sends it, `{"error": {"message", "type", "code": null}}`, with a fitting HTTP status.
 #[derive(Debug)]
-struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     message: String,
 }
@@ -256,6 +342,15 @@ impl ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What the client is told, e.g. "only n = 1 is supported".
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     fn body(&self) -> Value {
@@ -332,6 +427,27 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{} does not answer {method}", uri.path()),
     )
+}
+
+/// A `/v1/chat/completions` body as the server reads it: JSON parsed exactly as axum's `Json` extractor parses it
+/// (a syntax error or a field of the wrong type is a 400 naming the field, line and column), then checked against
+/// what the backends can honour. Every error is a client error (4xx).
+pub fn parse_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let Json(request) = Json::<ChatRequest>::from_bytes(body)?;
+    validate(&request)?;
+    Ok(request)
+}
+
+/// `Content-Type: application/json` or `application/*+json`, as axum's `Json` extractor requires.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|name| name == "json"))
+        })
 }
 
 /// Refuses what the backend cannot honour before it runs.
@@ -421,10 +537,13 @@ fn usage(completion: &Completion) -> Value {
 
 async fn chat_completions(
     State(backend): State<Arc<dyn ChatBackend>>,
-    body: Result<Json<ChatRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
-    validate(&request)?;
+    if !is_json(&headers) {
+        return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+    }
+    let request = parse_request(&body.map_err(JsonRejection::from)?)?;
     let answer = Answer::new(backend.model_id());
     if request.stream {
         return stream_completion(backend, request, answer).await;

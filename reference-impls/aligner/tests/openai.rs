@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rice_aligner::openai::{
     BackendError, ChatBackend, ChatMessage, ChatRequest, Client, ClientError, Completion,
-    FinishReason, ServerOptions, serve,
+    FinishReason, ServerOptions, parse_request, serve,
 };
 use serde_json::{Value, json};
 
@@ -406,6 +406,7 @@ fn bad_requests_get_openai_shaped_errors() {
         Echo,
         ServerOptions {
             max_body_bytes: 1024,
+            ..ServerOptions::default()
         },
     );
     let path = "/v1/chat/completions";
@@ -498,6 +499,60 @@ fn bad_requests_get_openai_shaped_errors() {
         matches!(&error, ClientError::Status { status: 400, message, .. } if message == "only n = 1 is supported"),
         "{error:?}"
     );
+}
+
+#[test]
+fn the_server_refuses_exactly_what_parse_request_refuses() {
+    // `parse_request` is the server's own path (the fuzz target `openai_request` runs it): the same body gets the
+    // same status and message over HTTP.
+    let base = start(Echo, ServerOptions::default());
+    let path = "/v1/chat/completions";
+    let user = r#"[{"role":"user","content":"hi"}]"#;
+    for body in [
+        r#"{"messages": ["#.to_owned(),
+        r#"{"messages": "hello"}"#.to_owned(),
+        r#"{"messages": []}"#.to_owned(),
+        format!(r#"{{"messages": {user}, "n": 2}}"#),
+        format!(r#"{{"messages": {user}, "temperature": 2.5}}"#),
+        format!(r#"{{"messages": {user}, "top_p": 0}}"#),
+        format!(r#"{{"messages": {user}, "max_tokens": -1}}"#),
+        format!(r#"{{"messages": {user}}} trailing"#),
+        format!(r#"{{"messages": [], "messages": {user}}}"#),
+        format!(r#"{{"messages": {user}, "seed": 7, "stop": "."}}"#),
+    ] {
+        let response = raw(&base, "POST", path, Some("application/json"), &body);
+        match parse_request(body.as_bytes()) {
+            Ok(_) => assert_eq!(response.status, 200, "{body}: {}", response.body),
+            Err(e) => {
+                let message = assert_error(&response, e.status().as_u16(), "invalid_request_error");
+                assert_eq!(message, e.message(), "{body}");
+            }
+        }
+    }
+    // The content types axum's `Json` accepts, and the ones it refuses with 415.
+    let body = format!(r#"{{"messages": {user}}}"#);
+    for accepted in [
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        assert_eq!(raw(&base, "POST", path, Some(accepted), &body).status, 200);
+    }
+    for refused in [
+        None,
+        Some("text/plain"),
+        Some("application/jsonx"),
+        Some("json"),
+    ] {
+        let message = assert_error(
+            &raw(&base, "POST", path, refused, &body),
+            415,
+            "invalid_request_error",
+        );
+        assert_eq!(
+            message, "Expected request with `Content-Type: application/json`",
+            "{refused:?}"
+        );
+    }
 }
 
 #[test]
@@ -691,4 +746,167 @@ fn the_client_sends_its_key_and_reports_a_plain_error_body() {
         message.starts_with("<html>xxx") && message.chars().count() <= 301,
         "{message}"
     );
+}
+
+/// Writes `request` on a new connection (from another thread: the server may answer and close before reading it
+/// all) and reads the answer until the server closes: (status, body).
+fn exchange(base: &str, request: Vec<u8>) -> (u16, String) {
+    let stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
+    let mut bytes = Vec::new();
+    // A reset after the answer (the server closed with our request unread) ends the reading, not the test.
+    let _ = (&stream).read_to_end(&mut bytes);
+    sending.join().unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The limits of a chat server on the wire, with its default options: a body over 1 MiB is a 413 in OpenAI's error
+/// shape, a 10 MB URI or 100 kB of headers hyper's own 431; connections that send nothing, or a request head a byte
+/// at a time (slowloris), block no one and are closed `header_read_timeout` after they opened.
+#[test]
+fn oversized_requests_and_idle_connections_are_cut_off() {
+    let base = start(
+        Echo,
+        ServerOptions {
+            header_read_timeout: Duration::from_secs(1),
+            ..ServerOptions::default()
+        },
+    );
+    let host = base.trim_start_matches("http://").to_owned();
+    let body = json!({"messages": [{"role": "user", "content": "x".repeat(2 << 20)}]}).to_string();
+    let (status, answer) = exchange(
+        &base,
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    assert_eq!(status, 413, "{answer}");
+    let error: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+    assert_eq!(error["error"]["code"], Value::Null);
+    let uri = format!("/v1/models?{}", "a".repeat(10 << 20));
+    let (status, _) = exchange(
+        &base,
+        format!("GET {uri} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes(),
+    );
+    assert_eq!(status, 431, "a 10 MB URI");
+    let headers: String = (0..100)
+        .map(|i| format!("X-Pad-{i}: {}\r\n", "a".repeat(1000)))
+        .collect();
+    let (status, _) = exchange(
+        &base,
+        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n")
+            .into_bytes(),
+    );
+    assert_eq!(status, 431, "100 kB of headers");
+
+    let opened = Instant::now();
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|i| {
+            let mut s = TcpStream::connect(&host).unwrap();
+            if i % 2 == 0 {
+                s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\n")
+                    .unwrap();
+            }
+            s
+        })
+        .collect();
+    let slow = TcpStream::connect(&host).unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        while writer.write_all(b"X").is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let started = Instant::now();
+    assert_eq!(raw(&base, "GET", "/healthz", None, "").status, 200);
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buffer = [0u8; 256];
+    let _ = (&slow).read(&mut buffer);
+    let closed_after = opened.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(3),
+        "the slowloris was closed after {closed_after:?}"
+    );
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // Closed: end of stream or a reset; a read timeout would mean it is still open.
+        let read = s.read(&mut buffer);
+        assert!(
+            matches!(&read, Ok(0)) || read.as_ref().is_err_and(|e| !is_timeout(e)),
+            "an idle connection stayed open: {read:?}"
+        );
+    }
+}
+
+/// A server on loopback answers only requests that name a loopback host: a web page that re-points its own domain at
+/// 127.0.0.1 (DNS rebinding) gets a 403 and cannot drive the server, or spend the proxy's upstream key.
+#[test]
+fn a_loopback_server_refuses_requests_for_other_hosts() {
+    let base = start(Echo, ServerOptions::default());
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let body = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = |host: &str| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".into(),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        format!("[::2]:{port}"),
+    ] {
+        let (status, answer) = exchange(&base, request(&host));
+        assert_eq!(status, 403, "{host}: {answer}");
+        let error: Value = serde_json::from_str(&answer).unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("listens on loopback only"),
+            "{answer}"
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        "127.0.0.1".into(),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, answer) = exchange(&base, request(&host));
+        assert_eq!(status, 200, "{host}: {answer}");
+    }
 }

@@ -26,7 +26,7 @@ use rice_lm::generate::{Sampling, generate_batch};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Encoded, PreferencePair, Tokenizer, batch, read_jsonl, token_logprobs};
-use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
+use rice_lm::trainer::{StepOutput, TrainConfig, TrainError, TrainReport, TrainTask, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_rlhf::RunError;
 use rice_rlhf::toy::{Comparison, answers_if, load_world};
@@ -356,12 +356,15 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     cfg.loss
         .validate()
         .map_err(|e| RunError::Usage(format!("loss: {e}")))?;
+    // Before the reference log-probabilities and the toy evaluation, which take a while.
+    cfg.train.validate().map_err(TrainError::Config)?;
     let template = rice_rlhf::template(&cfg.template)?;
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
     let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let toy = cfg
         .data

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use rice_lm::checkpoint;
 use rice_lm::generate::generate_batch;
-use rice_lm::text::{Template, Tokenizer, read_jsonl};
+use rice_lm::text::{Template, Tokenizer, parse_jsonl, read_jsonl};
 use rice_rlhf::toy::{answer_all, greedy, load_world};
 use rice_toyworld::Score;
 use serde::Deserialize;
@@ -72,15 +72,24 @@ pub fn toy_pairs(
 
 /// The prompts of a JSONL file: a `prompt` (or `question`) field per line.
 pub fn read_prompts(path: &Path) -> Result<Vec<String>, EvalError> {
-    #[derive(Deserialize)]
-    struct Prompt {
-        #[serde(alias = "question")]
-        prompt: String,
-    }
-    Ok(read_jsonl::<Prompt>(path)?
+    Ok(read_jsonl::<PromptRecord>(path)?
         .into_iter()
         .map(|p| p.prompt)
         .collect())
+}
+
+/// [`read_prompts`] on the bytes of a file already read; `path` is only named in errors.
+pub fn parse_prompts(bytes: &[u8], path: &Path) -> Result<Vec<String>, EvalError> {
+    Ok(parse_jsonl::<PromptRecord>(bytes, path)?
+        .into_iter()
+        .map(|p| p.prompt)
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct PromptRecord {
+    #[serde(alias = "question")]
+    prompt: String,
 }
 
 /// Prompts decoded together; left-padded batches give the same greedy answers as one at a time.

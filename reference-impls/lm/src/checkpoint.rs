@@ -23,6 +23,15 @@ pub enum CheckpointError {
     Config { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Weights { path: PathBuf, message: String },
+    #[error(
+        "{path} has {tokens} tokens but the model only {vocab_size} (config.json's vocab_size): the tokenizer does \
+         not belong to this model"
+    )]
+    TokenizerMismatch {
+        path: PathBuf,
+        tokens: usize,
+        vocab_size: usize,
+    },
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -34,11 +43,49 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename). On failure (a full
+/// disk) the temporary file is removed, `path` is left as it was, and the error names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let tmp = temp_name(path);
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io(path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// Writes `tensors` as a safetensors file at `path` atomically, like [`write_atomic`]. Errors name the file; an I/O
+/// failure (a full disk) stays a [`CheckpointError::Io`] so that its cause can be told apart.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), CheckpointError> {
+    let tmp = temp_name(path);
+    candle_core::safetensors::save(tensors, &tmp)
+        .map_err(|e| match io_cause(&e) {
+            Some(source) => CheckpointError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            None => CheckpointError::Weights {
+                path: path.to_owned(),
+                message: format!("cannot write safetensors: {e}"),
+            },
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// The I/O error at the root of a candle error (kind and message), if that is what it is.
+fn io_cause(e: &candle_core::Error) -> Option<std::io::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(std::io::Error::new(io.kind(), io.to_string()));
+        }
+        cause = c.source();
+    }
+    None
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -60,6 +107,23 @@ pub fn read_config(dir: &Path) -> Result<Config, CheckpointError> {
     cfg.validate()
         .map_err(|message| CheckpointError::Config { path, message })?;
     Ok(cfg)
+}
+
+/// Checks that the tokenizer read from `path` fits a model of `cfg`: every token id needs a row in the embedding.
+/// A tokenizer of another model fails here, by name, rather than deep in the forward pass or silently.
+pub fn check_tokenizer(
+    cfg: &Config,
+    tokenizer: &crate::text::Tokenizer,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    if tokenizer.vocab_size() > cfg.vocab_size {
+        return Err(CheckpointError::TokenizerMismatch {
+            path: path.to_owned(),
+            tokens: tokenizer.vocab_size(),
+            vocab_size: cfg.vocab_size,
+        });
+    }
+    Ok(())
 }
 
 /// Every tensor of the checkpoint's weight files, by name.
@@ -96,12 +160,23 @@ pub fn read_weights(
     };
     let mut all = HashMap::new();
     for file in files {
-        let tensors = candle_core::safetensors::load(&file, device).map_err(|e| {
-            CheckpointError::Weights {
-                path: file.clone(),
-                message: format!("cannot read safetensors: {e}"),
-            }
-        })?;
+        let tensors =
+            candle_core::safetensors::load(&file, device).map_err(|e| match io_cause(&e) {
+                Some(source) => CheckpointError::Io {
+                    path: file.clone(),
+                    source,
+                },
+                None => CheckpointError::Weights {
+                    path: file.clone(),
+                    message: match e {
+                        // The header or the data do not add up.
+                        candle_core::Error::SafeTensor(_) => format!(
+                            "cannot read safetensors: {e} (the file is truncated or is not safetensors)"
+                        ),
+                        _ => format!("cannot read safetensors: {e}"),
+                    },
+                },
+            })?;
         all.extend(tensors);
     }
     Ok(all)
@@ -279,8 +354,6 @@ fn save_with(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let config = serde_json::to_vec_pretty(&hf_config).expect("a config serialises");
     write_atomic(&dir.join("config.json"), &config)?;
-    let weights = dir.join("model.safetensors");
-    let tmp = temp_name(&weights);
     let tensors: HashMap<String, Tensor> = {
         let data = vars
             .data()
@@ -290,8 +363,7 @@ fn save_with(
             .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
             .collect()
     };
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+    save_tensors(&tensors, &dir.join("model.safetensors"))?;
     if let Some(eos) = cfg.eos_token_id {
         let generation = serde_json::json!({ "eos_token_id": eos, "do_sample": false });
         write_atomic(

@@ -444,6 +444,20 @@ impl Backbone {
                 self.cfg.max_position_embeddings
             );
         }
+        // An id without a row in the embedding means the tokenizer is not this model's: say so rather than fail in
+        // the lookup (or read another model's rows).
+        let largest = match ids.elem_count() {
+            0 => 0.0,
+            _ => ids.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+        };
+        if largest >= self.cfg.vocab_size as f64 {
+            // Not `bail!`: that appends a stack trace when RUST_BACKTRACE is set, and this is the user's mistake.
+            return Err(candle_core::Error::Msg(format!(
+                "token id {largest} is outside the model's vocabulary of {} tokens (config.json's vocab_size): \
+                 the tokenizer does not belong to this model",
+                self.cfg.vocab_size
+            )));
+        }
         // The padding of every key position: what the cache remembers, then the new tokens (real unless marked).
         let new = match padding {
             Some(p) => Some(p.to_dtype(DType::F32)?),

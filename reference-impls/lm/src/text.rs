@@ -292,10 +292,32 @@ pub struct SentenceCorrection {
 /// Reads JSONL records of type `T`. Every bad line is reported with its number and what is wrong (a missing or
 /// mistyped field is named); extra fields are ignored, as datasets carry many.
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TextError> {
-    let bytes = std::fs::read(path).map_err(|source| TextError::Io {
+    parse_jsonl(&read_bytes(path)?, path)
+}
+
+/// [`read_jsonl`] on the bytes of a file already read; `path` is only named in errors.
+pub fn parse_jsonl<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Vec<T>, TextError> {
+    Ok(numbered_records(bytes, path)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect())
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, TextError> {
+    std::fs::read(path).map_err(|source| TextError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    })
+}
+
+/// The records of a JSONL text with their 1-based line numbers (blank lines are skipped, so the two differ).
+fn numbered_records<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Vec<(usize, T)>, TextError> {
     let mut out = Vec::new();
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let record = |message: String| TextError::Record {
@@ -308,7 +330,11 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, T
         if line.trim().is_empty() {
             continue;
         }
-        out.push(serde_json::from_str(line).map_err(|e| record(e.to_string()))?);
+        let mut de = serde_json::Deserializer::from_str(line);
+        let parsed = named_fields(&mut de)
+            .and_then(|r| de.end().map(|()| r).map_err(|e| e.to_string()))
+            .map_err(record)?;
+        out.push((i + 1, parsed));
     }
     if out.is_empty() {
         return Err(TextError::Empty {
@@ -318,32 +344,65 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, T
     Ok(out)
 }
 
+/// Deserializes one record, naming the field a problem is in (`field `completion`: invalid type: …`); a missing
+/// field is named by serde itself.
+fn named_fields<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(de: D) -> Result<T, String> {
+    serde_path_to_error::deserialize(de).map_err(|e| match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("field `{path}`: {}", e.inner()),
+    })
+}
+
 /// Reads SFT data: `prompt`/`completion` records, or `messages` lists whose last assistant turn is the completion.
 pub fn read_sft(path: &Path) -> Result<Vec<SftExample>, TextError> {
+    parse_sft(&read_bytes(path)?, path)
+}
+
+/// [`read_sft`] on the bytes of a file already read; `path` is only named in errors.
+pub fn parse_sft(bytes: &[u8], path: &Path) -> Result<Vec<SftExample>, TextError> {
     #[derive(Deserialize)]
     struct Message {
         role: String,
         content: String,
     }
     #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Record {
-        Pair { prompt: String, completion: String },
-        Chat { messages: Vec<Message> },
+    struct Pair {
+        prompt: String,
+        completion: String,
     }
-    let records: Vec<Record> = read_jsonl(path)?;
+    #[derive(Deserialize)]
+    struct Chat {
+        messages: Vec<Message>,
+    }
+    /// A `messages` key makes it a chat: the shape is chosen first so that an error names the field (serde's
+    /// untagged enums only say that no shape matched).
+    enum Record {
+        Pair(Pair),
+        Chat(Chat),
+    }
+    impl<'de> Deserialize<'de> for Record {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+            let value = serde_json::Value::deserialize(d)?;
+            let record = if value.get("messages").is_some() {
+                named_fields(value).map(Record::Chat)
+            } else {
+                named_fields(value).map(Record::Pair)
+            };
+            record.map_err(serde::de::Error::custom)
+        }
+    }
+    let records: Vec<(usize, Record)> = numbered_records(bytes, path)?;
     records
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| match r {
-            Record::Pair { prompt, completion } => Ok(SftExample { prompt, completion }),
-            Record::Chat { mut messages } => {
+        .map(|(line, r)| match r {
+            Record::Pair(Pair { prompt, completion }) => Ok(SftExample { prompt, completion }),
+            Record::Chat(Chat { mut messages }) => {
                 let last = messages
                     .pop()
                     .filter(|m| m.role == "assistant")
                     .ok_or_else(|| TextError::Record {
                         path: path.to_owned(),
-                        line: i + 1,
+                        line,
                         message: "`messages` must end with an assistant turn".into(),
                     })?;
                 let prompt = messages

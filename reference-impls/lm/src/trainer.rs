@@ -234,6 +234,40 @@ pub enum TrainError {
         lr: f64,
         kept: String,
     },
+    /// Writing a checkpoint failed (e.g. a full disk); the previous one is untouched.
+    #[error("cannot save the checkpoint of step {step}: {source}. {kept}")]
+    Save {
+        step: u64,
+        source: Box<TrainError>,
+        kept: String,
+    },
+}
+
+impl TrainError {
+    /// Whether the cause is a full disk (or quota).
+    pub fn is_disk_full(&self) -> bool {
+        let kind = match self {
+            TrainError::Io { source, .. }
+            | TrainError::Checkpoint(CheckpointError::Io { source, .. }) => source.kind(),
+            TrainError::Save { source, .. } => return source.is_disk_full(),
+            _ => return false,
+        };
+        matches!(
+            kind,
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    }
+}
+
+/// What a failed run leaves to continue from, for its error message.
+fn kept_checkpoint(last_saved: Option<u64>, ckpt: &Path) -> String {
+    match last_saved {
+        Some(s) => format!(
+            "The last good checkpoint (step {s}) is kept in {}.",
+            ckpt.display()
+        ),
+        None => "No checkpoint had been written yet.".to_owned(),
+    }
 }
 
 /// What the loop did, for the run's summary.
@@ -290,6 +324,9 @@ pub fn train<L: Trainable>(
     let mut tokens: u64 = 0;
     let mut report = TrainReport::default();
     let ckpt = checkpoint_dir(run_dir);
+    if resume {
+        recover_dir(&ckpt)?;
+    }
     if resume && ckpt.join("trainer_state.json").is_file() {
         let state: TrainerState = read_json(&ckpt.join("trainer_state.json"))?;
         load_into(&ckpt, vars)?;
@@ -299,6 +336,7 @@ pub fn train<L: Trainable>(
         start = state.step;
         tokens = state.tokens;
         report.resumed_from = Some(start);
+        eprintln!("resuming from step {start} ({})", ckpt.display());
         truncate_metrics(&metrics_path, start)?;
     } else if metrics_path.exists() {
         std::fs::remove_file(&metrics_path).map_err(io(&metrics_path))?;
@@ -327,18 +365,11 @@ pub fn train<L: Trainable>(
                 .to_dtype(candle_core::DType::F64)?
                 .to_scalar::<f64>()?;
             if !value.is_finite() {
-                let kept = match last_saved {
-                    Some(s) => format!(
-                        "The last good checkpoint (step {s}) is kept in {}.",
-                        ckpt.display()
-                    ),
-                    None => "No checkpoint had been written yet.".to_owned(),
-                };
                 return Err(TrainError::NonFinite {
                     step,
                     value,
                     lr,
-                    kept,
+                    kept: kept_checkpoint(last_saved, &ckpt),
                 });
             }
             total_loss += value;
@@ -390,7 +421,8 @@ pub fn train<L: Trainable>(
             }
             report.eval = eval;
         }
-        if evaluate || done.is_multiple_of(cfg.log_every.max(1)) || done == start + 1 {
+        // The same rows whether or not the run was resumed: the file reads as one run.
+        if evaluate || done.is_multiple_of(cfg.log_every.max(1)) || done == 1 {
             writeln!(metrics, "{row}").map_err(io(&metrics_path))?;
             metrics.flush().map_err(io(&metrics_path))?;
         }
@@ -403,7 +435,19 @@ pub fn train<L: Trainable>(
             start,
         );
         if (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every)) || done == cfg.steps {
-            save_checkpoint(run_dir, loaded, &opt, done, tokens, tokenizer)?;
+            save_checkpoint(run_dir, loaded, &opt, done, tokens, tokenizer).map_err(|e| {
+                let mut kept = kept_checkpoint(last_saved, &ckpt);
+                if e.is_disk_full() {
+                    kept = format!(
+                        "The disk is full. {kept} Free some space and resume the run (--resume)."
+                    );
+                }
+                TrainError::Save {
+                    step: done,
+                    source: Box::new(e),
+                    kept,
+                }
+            })?;
             last_saved = Some(done);
         }
     }
@@ -445,18 +489,20 @@ fn save_checkpoint(
 ) -> Result<(), TrainError> {
     replace_dir_atomically(&checkpoint_dir(run_dir), |tmp| {
         loaded.save(tmp, tokenizer)?;
-        candle_core::safetensors::save(&opt.state(), tmp.join("optimizer.safetensors"))?;
+        checkpoint::save_tensors(&opt.state(), &tmp.join("optimizer.safetensors"))?;
         let state =
             serde_json::to_vec_pretty(&TrainerState { step, tokens }).expect("state serialises");
-        std::fs::write(tmp.join("trainer_state.json"), state).map_err(|source| TrainError::Io {
-            path: tmp.to_owned(),
-            source,
-        })
+        Ok(checkpoint::write_atomic(
+            &tmp.join("trainer_state.json"),
+            &state,
+        )?)
     })
 }
 
-/// Fills a fresh directory beside `dir` with `fill`, then swaps it in for `dir`: a kill at any moment leaves either
-/// the old or the new directory complete (what every checkpoint write goes through).
+/// Fills a fresh directory beside `dir` (`.NAME.tmp-PID`) with `fill`, then swaps it in for `dir` by two renames
+/// (`dir` to `.NAME.old-PID`, the new one to `dir`): a kill at any moment leaves either the old or the new
+/// directory complete (what every checkpoint write goes through), and [`recover_dir`] puts it back in place. When
+/// `fill` fails (a full disk), its partial directory is removed and `dir` is untouched.
 pub fn replace_dir_atomically(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), TrainError>,
@@ -465,20 +511,77 @@ pub fn replace_dir_atomically(
         let path = path.to_owned();
         move |source| TrainError::Io { path, source }
     };
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .map_or("dir".into(), |n| n.to_string_lossy());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    fill(&tmp)?;
+    recover_dir(dir)?;
+    let [tmp, old] = ["tmp", "old"].map(|kind| swap_name(dir, kind, std::process::id()));
+    let filled = std::fs::create_dir_all(&tmp)
+        .map_err(io(&tmp))
+        .and_then(|()| fill(&tmp));
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     if dir.exists() {
         std::fs::rename(dir, &old).map_err(io(dir))?;
     }
-    std::fs::rename(&tmp, dir).map_err(io(dir))?;
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::rename(&old, dir);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io(dir)(e));
+    }
     let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// `.NAME.KIND-PID` beside `dir`: the names [`replace_dir_atomically`] works under.
+fn swap_name(dir: &Path, kind: &str, pid: u32) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or("dir".into(), |n| n.to_string_lossy());
+    dir.with_file_name(format!(".{name}.{kind}-{pid}"))
+}
+
+/// Cleans up after a [`replace_dir_atomically`] that a kill interrupted: when `dir` is missing but a
+/// `.NAME.old-PID` is there, the kill fell between the two renames, and that old directory — complete, it was
+/// `dir` until then — is put back (losing at most the checkpoint being written). Every other `.NAME.tmp-*` and
+/// `.NAME.old-*` is a leftover and is removed. Nothing to do after a clean run.
+pub fn recover_dir(dir: &Path) -> Result<(), TrainError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(()); // no run directory yet
+    };
+    let name = name.to_string_lossy();
+    let (tmp, old) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
+    let mut leftovers: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&tmp) || n.starts_with(&old)
+        })
+        .map(|e| e.path())
+        .collect();
+    leftovers.sort();
+    if !dir.exists()
+        && let Some(i) = leftovers.iter().position(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&old))
+        })
+    {
+        let previous = leftovers.remove(i);
+        std::fs::rename(&previous, dir).map_err(|source| TrainError::Io {
+            path: previous.clone(),
+            source,
+        })?;
+    }
+    for path in leftovers {
+        let _ = std::fs::remove_dir_all(&path);
+    }
     Ok(())
 }
 
@@ -490,7 +593,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError>
     serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
 }
 
-/// Drops metric rows written after `step` (they belong to the part of the run that the resume replays).
+/// Drops metric rows written after `step` (they belong to the part of the run that the resume replays) and any line
+/// a kill cut short, so that a resumed run's file reads as one run.
 pub fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
@@ -505,10 +609,7 @@ pub fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(path, kept).map_err(|source| TrainError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(checkpoint::write_atomic(path, kept.as_bytes())?)
 }
 
 /// A one-line progress display on a terminal; plain lines (every 10%) otherwise.

@@ -190,6 +190,37 @@ fn bad_checkpoints_get_errors_that_name_the_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A tokenizer with more tokens than the model's embedding is refused when paired with the model, and an id past
+/// the embedding is an error that says so in any forward pass (not an index error, nor another row's vector).
+#[test]
+fn a_tokenizer_of_another_model_is_named() {
+    let device = Device::Cpu;
+    let cfg = tiny_config(50);
+    let loaded = checkpoint::init(&cfg, DType::F32, &device, 7).unwrap();
+    let path = std::path::Path::new("other/tokenizer.json");
+    let err =
+        checkpoint::check_tokenizer(&cfg, &rice_lm::text::Tokenizer::for_tests(60, 0, 0), path)
+            .unwrap_err()
+            .to_string();
+    assert_eq!(
+        err,
+        "other/tokenizer.json has 60 tokens but the model only 50 (config.json's vocab_size): the tokenizer does not \
+         belong to this model"
+    );
+    checkpoint::check_tokenizer(&cfg, &rice_lm::text::Tokenizer::for_tests(50, 0, 0), path)
+        .unwrap();
+    let ids = Tensor::new(&[[3u32, 50, 7]], &device).unwrap();
+    let err = loaded.model.forward(&ids, None).unwrap_err().to_string();
+    // Exactly this, with no stack trace even under RUST_BACKTRACE=1.
+    assert_eq!(
+        err,
+        "token id 50 is outside the model's vocabulary of 50 tokens (config.json's vocab_size): the tokenizer does \
+         not belong to this model"
+    );
+    let ids = Tensor::new(&[[3u32, 49, 7]], &device).unwrap();
+    assert_eq!(loaded.model.forward(&ids, None).unwrap().dims(), [1, 3, 50]);
+}
+
 /// The analytic gradient agrees with a central finite difference (f64) for entries of several parameters.
 #[test]
 fn gradients_agree_with_finite_differences() {

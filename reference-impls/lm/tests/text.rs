@@ -2,8 +2,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use rice_lm::text::{
-    Encoded, PreferencePair, SafetyPair, Template, batch, read_jsonl, read_sft, response_nll,
-    sequence_logprobs, token_logprobs,
+    Encoded, PreferencePair, SafetyPair, Template, batch, parse_jsonl, parse_sft, read_jsonl,
+    read_sft, response_nll, sequence_logprobs, token_logprobs,
 };
 use rice_lm::{checkpoint, tiny_config};
 
@@ -116,7 +116,12 @@ fn dataset_errors_name_the_file_line_and_field() {
         "{\"prompt\":\"p\",\"response_0\":\"a\",\"response_1\":\"b\",\"better_response_id\":1,\"safer_response_id\":0,\"is_response_0_safe\":true,\"is_response_1_safe\":\"no\"}\n",
     );
     let err = read_jsonl::<SafetyPair>(&path).unwrap_err().to_string();
-    assert!(err.contains("invalid type"), "{err}");
+    assert!(
+        err.contains(
+            ":1: field `is_response_1_safe`: invalid type: string \"no\", expected a boolean"
+        ),
+        "{err}"
+    );
     let path = write("empty.jsonl", "\n\n");
     assert!(
         read_jsonl::<PreferencePair>(&path)
@@ -144,6 +149,42 @@ fn sft_reads_prompt_completion_and_messages() {
             .unwrap_err()
             .to_string()
             .contains("must end with an assistant turn")
+    );
+}
+
+#[test]
+fn sft_errors_name_the_file_line_not_the_record_number() {
+    // A blank line is skipped but still counted: the chat record without an answer is on line 3 (it used to be
+    // reported as line 2, its record number).
+    let path = write(
+        "sft-blank.jsonl",
+        "{\"prompt\":\"p\",\"completion\":\"c\"}\n\n{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n",
+    );
+    let err = read_sft(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:3: `messages` must end with an assistant turn",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn the_byte_readers_give_the_file_readers_answers() {
+    let text = "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}\n\n{\"prompt\":\"q\"}\n";
+    let path = write("bytes.jsonl", text);
+    assert_eq!(
+        parse_jsonl::<PreferencePair>(text.as_bytes(), &path)
+            .unwrap_err()
+            .to_string(),
+        read_jsonl::<PreferencePair>(&path).unwrap_err().to_string()
+    );
+    let text = "{\"prompt\":\"2+2?\",\"completion\":\"4.\"}\n";
+    let path = write("bytes-sft.jsonl", text);
+    assert_eq!(
+        parse_sft(text.as_bytes(), &path).unwrap(),
+        read_sft(&path).unwrap()
     );
 }
 

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
-use rice_lm::trainer::{StepOutput, TrainConfig, TrainError, TrainTask, train};
+use rice_lm::trainer::{
+    StepOutput, TrainConfig, TrainError, TrainTask, recover_dir, replace_dir_atomically, train,
+};
 use rice_lm::{CausalLm, checkpoint, tiny_config};
 
 /// Next-token prediction on two fixed sequences; optionally fails or returns NaN at a given step.
@@ -312,4 +314,84 @@ fn gradient_accumulation_averages_micro_batches() {
     }
     std::fs::remove_dir_all(&a_dir).unwrap();
     std::fs::remove_dir_all(&b_dir).unwrap();
+}
+
+/// A checkpoint swap that fails (a full disk) leaves the old directory and no temporary one; one that a kill cut
+/// between its two renames is put back by `recover_dir`, which also removes every leftover.
+#[test]
+fn an_interrupted_or_failed_swap_leaves_one_complete_directory() {
+    let run = tempdir("swap");
+    let ckpt = run.join("checkpoint");
+    let files = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    replace_dir_atomically(&ckpt, |tmp| {
+        std::fs::write(tmp.join("state"), "1").unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let err = replace_dir_atomically(&ckpt, |tmp| {
+        std::fs::write(tmp.join("state"), "half").unwrap();
+        Err(TrainError::Config("disk full".into()))
+    })
+    .unwrap_err();
+    assert_eq!(err.to_string(), "invalid training setting: disk full");
+    assert_eq!(files(&run), ["checkpoint"]);
+    assert_eq!(std::fs::read_to_string(ckpt.join("state")).unwrap(), "1");
+
+    // Killed between the renames: no `checkpoint`, the old one beside a new one, and a stale temporary directory of
+    // another process.
+    std::fs::rename(&ckpt, run.join(".checkpoint.old-41")).unwrap();
+    std::fs::create_dir(run.join(".checkpoint.tmp-41")).unwrap();
+    std::fs::create_dir(run.join(".checkpoint.tmp-7")).unwrap();
+    recover_dir(&ckpt).unwrap();
+    assert_eq!(files(&run), ["checkpoint"]);
+    assert_eq!(std::fs::read_to_string(ckpt.join("state")).unwrap(), "1");
+    recover_dir(&ckpt).unwrap();
+    assert_eq!(
+        files(&run),
+        ["checkpoint"],
+        "nothing to do after a clean run"
+    );
+    std::fs::remove_dir_all(&run).unwrap();
+}
+
+/// With a row every few steps, a resumed run logs the same steps as an uninterrupted one (it used to add a row for
+/// its first step after the checkpoint), so its `metrics.jsonl` reads as one run.
+#[test]
+fn a_resumed_run_logs_the_rows_of_an_uninterrupted_one() {
+    let cfg = TrainConfig {
+        log_every: 5,
+        ..config(12, 4)
+    };
+    let steps = |dir: &std::path::Path| -> Vec<u64> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let task = |fail_at| Memorise {
+        fail_at,
+        nan_at: None,
+    };
+    let straight = tempdir("rows-straight");
+    train(&straight, &fresh(), &cfg, &mut task(None), None, false).unwrap();
+    let resumed = tempdir("rows-resumed");
+    assert!(train(&resumed, &fresh(), &cfg, &mut task(Some(9)), None, false).is_err());
+    assert_eq!(steps(&resumed), [1, 5]);
+    train(&resumed, &fresh(), &cfg, &mut task(None), None, true).unwrap();
+    assert_eq!(steps(&straight), [1, 5, 10, 12]);
+    assert_eq!(steps(&resumed), steps(&straight));
+    std::fs::remove_dir_all(&straight).unwrap();
+    std::fs::remove_dir_all(&resumed).unwrap();
 }

@@ -351,6 +351,7 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
     let actor: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
+    checkpoint::check_tokenizer(actor.model.config(), &tok, &tokenizer_path)?;
     let reference: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
 
     let toy = cfg
@@ -431,6 +432,9 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     let mut start = 0;
     let mut reward_stats = RunningStats::default();
     let mut cost_stats = RunningStats::default();
+    if resume {
+        trainer::recover_dir(&ckpt)?;
+    }
     if resume && ckpt.join("ppo_state.json").is_file() {
         let text = std::fs::read_to_string(ckpt.join("ppo_state.json")).map_err(|source| {
             RunError::Train(TrainError::Io {

@@ -62,6 +62,22 @@ impl PretrainConfig {
             },
         })
     }
+
+    /// Rejects settings that cannot train, naming the setting (before any work is done).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("`batch_size` must be at least 1".into());
+        }
+        if self.max_len < 2 {
+            return Err(format!(
+                "`max_len` must be at least 2, got {}",
+                self.max_len
+            ));
+        }
+        self.train
+            .validate()
+            .map_err(|e| format!("invalid training setting: {e}"))
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -92,18 +108,21 @@ pub fn run(
     run_dir: &Path,
     resume: bool,
 ) -> Result<PretrainSummary, RunError> {
+    cfg.validate().map_err(RunError::Usage)?;
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
     let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
     let data = Datasets::build(&world);
 
-    // The tokenizer is part of the model: trained once on the world's text, kept beside the checkpoint.
+    // The tokenizer is part of the model: trained once on the world's text, kept beside the checkpoint (written
+    // atomically: a resumed run reuses it).
     let tokenizer_path = run_dir.join("tokenizer.json");
     if !(resume && tokenizer_path.is_file()) {
         let trained = rice_toyworld::train_tokenizer(data.tokenizer_corpus(), cfg.vocab_size)?;
-        trained
-            .save(&tokenizer_path, false)
+        let json = trained
+            .to_string(false)
             .map_err(|e| RunError::Usage(format!("{}: {e}", tokenizer_path.display())))?;
+        checkpoint::write_atomic(&tokenizer_path, json.as_bytes())?;
     }
     let tok = Tokenizer::load(&tokenizer_path)?;
     let mut model_cfg = presets::model(&cfg.preset, tok.vocab_size()).ok_or_else(|| {

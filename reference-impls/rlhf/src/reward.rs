@@ -21,7 +21,7 @@ use rice_lm::checkpoint::{self, LoadedScore};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Encoded, Tokenizer, batch, read_jsonl};
-use rice_lm::trainer::{StepOutput, TrainConfig, TrainReport, TrainTask, train};
+use rice_lm::trainer::{StepOutput, TrainConfig, TrainError, TrainReport, TrainTask, train};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
 
@@ -367,12 +367,14 @@ impl TrainTask<ScoreModel> for ScoreTask {
 /// Trains a reward or cost model into `run_dir` (checkpoint in `run_dir/checkpoint`, loadable with
 /// [`checkpoint::load_score`] and by Hugging Face as `*ForSequenceClassification`).
 pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSummary, RunError> {
+    cfg.train.validate().map_err(TrainError::Config)?;
     let template = crate::template(&cfg.template)?;
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
     let loaded: LoadedScore = checkpoint::load_score(&cfg.model, DType::F32, &Device::Cpu)?;
+    checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let mut pairs = match &cfg.data {
         Some(path) => pairs_of(cfg.kind, read_jsonl(path)?, &tok, template, path)?,

@@ -13,7 +13,7 @@ use candle_core::{DType, Device};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
 use rice_lm::text::{Encoded, Tokenizer, read_sft};
-use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
+use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainError, TrainReport, train};
 use rice_lm::{CausalLm, checkpoint};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
@@ -151,12 +151,15 @@ pub fn train_supervised(
 }
 
 pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, RunError> {
+    // Before the evaluation of the start, which takes a while.
+    cfg.train.validate().map_err(TrainError::Config)?;
     let template = crate::template(&cfg.template)?;
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
     let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let toy = if cfg.data.is_none() {
         let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);

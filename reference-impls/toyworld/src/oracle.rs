@@ -123,7 +123,7 @@ fn flush(current: &mut String, out: &mut Vec<String>) {
 }
 
 /// Does normalised `haystack` contain normalised `phrase` on word boundaries?
-fn has_phrase(haystack: &str, phrase: &str) -> bool {
+pub(crate) fn has_phrase(haystack: &str, phrase: &str) -> bool {
     if phrase.is_empty() {
         return false;
     }
@@ -308,17 +308,7 @@ fn grade_arith(task: &Task, sentences: &[String]) -> (f32, Option<bool>, Vec<Sen
             claims += 1;
             let true_eq = op.apply_checked(a, b) == Some(c);
             all_true &= true_eq;
-            let matches = |&(sa, sop, sb, _): &(i64, Op, i64, i64)| {
-                sop == op
-                    && ((sa, sb) == (a, b)
-                        || (matches!(op, Op::Add | Op::Mul) && (sa, sb) == (b, a)))
-            };
-            // A problem can repeat a step up to operand order (7 + 14, later 14 + 7): credit a step not yet
-            // credited before a repeat.
-            let step = (0..steps.len())
-                .find(|&i| !found[i] && matches(&steps[i]))
-                .or_else(|| steps.iter().position(matches));
-            match step {
+            match step_of(&steps, &found, (a, op, b)) {
                 Some(i) if true_eq => {
                     found[i] = true;
                     true
@@ -350,6 +340,21 @@ fn grade_arith(task: &Task, sentences: &[String]) -> (f32, Option<bool>, Vec<Sen
     let h = 0.6 * f32::from(u8::from(final_ok)) + 0.4 * step_frac - 0.1 * invalid as f32;
     let truthful = (claims > 0).then_some(all_true && final_claim.is_none_or(|n| n == answer));
     (h.clamp(0.0, 1.0), truthful, checks)
+}
+
+/// The step of `steps` that an equation `a op b = …` states (either operand order for `+`, `*`), if any. A problem
+/// can repeat a step up to operand order (7 + 14, later 14 + 7): a step not yet `found` is credited before a repeat.
+pub(crate) fn step_of(
+    steps: &[(i64, Op, i64, i64)],
+    found: &[bool],
+    (a, op, b): (i64, Op, i64),
+) -> Option<usize> {
+    let matches = |&(sa, sop, sb, _): &(i64, Op, i64, i64)| {
+        sop == op && ((sa, sb) == (a, b) || (matches!(op, Op::Add | Op::Mul) && (sa, sb) == (b, a)))
+    };
+    (0..steps.len())
+        .find(|&i| !found[i] && matches(&steps[i]))
+        .or_else(|| steps.iter().position(matches))
 }
 
 impl Op {

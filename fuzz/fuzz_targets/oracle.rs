@@ -1,0 +1,3 @@
+#![no_main]
+use rice_fuzz::targets;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::oracle(data));
