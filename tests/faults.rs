@@ -762,6 +762,32 @@ fn bad_dataset_lines_are_named_by_file_line_and_field() {
             "error: empty.jsonl: no usable records",
         ]
     );
+    // A check made after parsing names the file's line too, not the record's number (blank lines are no records).
+    let pku = |better: u8| {
+        format!(
+            "{{\"prompt\":\"p\",\"response_0\":\"a\",\"response_1\":\"b\",\"better_response_id\":{better},\
+             \"safer_response_id\":0,\"is_response_0_safe\":true,\"is_response_1_safe\":false}}"
+        )
+    };
+    std::fs::write(d.join("pku.jsonl"), format!("{}\n\n{}\n", pku(0), pku(2))).unwrap();
+    assert_eq!(
+        error_line(&rice(
+            &[
+                "run",
+                "reward",
+                "--model",
+                "model",
+                "--data",
+                "pku.jsonl",
+                "--steps",
+                "1",
+                "--out",
+                "rm",
+            ],
+            d,
+        )),
+        "error: pku.jsonl: line 3: `better_response_id` must be 0 or 1, got 2"
+    );
 }
 
 /// Every server refuses a port that is taken with a message naming the address, and exits 1.

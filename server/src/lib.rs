@@ -18,7 +18,6 @@ mod pages;
 mod runs;
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -262,69 +261,8 @@ async fn fallback(uri: axum::http::Uri) -> Response {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-///
-/// Each connection is hyper's HTTP/1 with a timer, so that [`HEADER_READ_TIMEOUT`] holds (`axum::serve` sets no
-/// timer, which turns hyper's header timeout off and lets idle or slowly-sent requests hold connections forever).
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight; connections that send no whole request
+/// head within [`HEADER_READ_TIMEOUT`] are closed (see `rice-http`).
 pub async fn serve(listener: tokio::net::TcpListener, site: Arc<Site>) -> std::io::Result<()> {
-    let app = routes(site);
-    // Every connection holds a receiver: `stop.closed()` resolves once the last one has finished.
-    let (stop, stopping) = tokio::sync::watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset) => continue,
-                // Out of file descriptors, say: wait for some to close rather than spin.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers are written in pieces (head, then body chunks): without this, Nagle's algorithm holds each next
-        // piece until the client's delayed ACK, some 40 ms.
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let mut stopping = stopping.clone();
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
-            }
-            let _ = connection.await;
-        });
-    }
-    drop(stopping);
-    stop.send_replace(());
-    stop.closed().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
+    rice_http::serve(listener, routes(site), HEADER_READ_TIMEOUT).await
 }

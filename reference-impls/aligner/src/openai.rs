@@ -6,7 +6,7 @@
 //! is how the proxy and the composition code reach an upstream model.
 
 use std::convert::Infallible;
-use std::io::{BufRead, ErrorKind};
+use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -212,10 +212,8 @@ pub fn router(backend: Arc<dyn ChatBackend>, options: ServerOptions) -> Router {
         .with_state(backend)
 }
 
-/// Serves [`router`] on `listener` until ctrl-c or SIGTERM, then lets running requests finish.
-///
-/// Each connection is hyper's HTTP/1 with a timer, so that `header_read_timeout` holds (`axum::serve` sets no timer,
-/// which turns hyper's header timeout off and lets idle or slowly-sent requests hold connections forever).
+/// Serves [`router`] on `listener` until ctrl-c or SIGTERM, then lets running requests finish. Connections that send
+/// no whole request head within `header_read_timeout` are closed (see `rice-http`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     backend: Arc<dyn ChatBackend>,
@@ -226,44 +224,7 @@ pub async fn serve(
     if listener.local_addr()?.ip().is_loopback() {
         app = app.layer(axum::middleware::from_fn(loopback_hosts_only));
     }
-    // Every connection holds a receiver: `stop.closed()` resolves once the last one has finished.
-    let (stop, stopping) = tokio::sync::watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset) => continue,
-                // Out of file descriptors, say: wait for some to close rather than spin.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers are written in pieces (head, then body chunks): without this, Nagle's algorithm holds each next
-        // piece until the client's delayed ACK, some 40 ms.
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let mut stopping = stopping.clone();
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
-            }
-            let _ = connection.await;
-        });
-    }
-    drop(stopping);
-    stop.send_replace(());
-    stop.closed().await;
-    Ok(())
+    rice_http::serve(listener, app, header_read_timeout).await
 }
 
 /// On a server that listens on loopback, refuses requests that name another host (403). A web page whose domain is
@@ -302,31 +263,6 @@ fn is_loopback_host(host: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        // Without a signal handler there is nothing to wait for; the server then runs until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
 }
 
 /// An error as OpenAI sends it, `{"error": {"message", "type", "code": null}}`, with a fitting HTTP status.

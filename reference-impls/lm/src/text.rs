@@ -295,6 +295,14 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, T
     parse_jsonl(&read_bytes(path)?, path)
 }
 
+/// [`read_jsonl`] with each record's 1-based line in the file (blank lines are skipped, so lines and records
+/// differ), for checks made after parsing that must still name the line.
+pub fn read_jsonl_numbered<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Vec<(usize, T)>, TextError> {
+    numbered_records(&read_bytes(path)?, path)
+}
+
 /// [`read_jsonl`] on the bytes of a file already read; `path` is only named in errors.
 pub fn parse_jsonl<T: for<'de> Deserialize<'de>>(
     bytes: &[u8],

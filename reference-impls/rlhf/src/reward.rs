@@ -20,7 +20,7 @@ use rice_lm::ScoreModel;
 use rice_lm::checkpoint::{self, LoadedScore};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart, moving_average};
-use rice_lm::text::{Encoded, Tokenizer, batch, read_jsonl};
+use rice_lm::text::{Encoded, Tokenizer, batch, read_jsonl_numbered};
 use rice_lm::trainer::{StepOutput, TrainConfig, TrainError, TrainReport, TrainTask, train};
 use rice_toyworld::{Datasets, World};
 use serde::{Deserialize, Serialize};
@@ -148,16 +148,16 @@ fn sign(safe: bool) -> f32 {
 /// The pairs of `records` for `kind`, tokenized; errors name the line of a record that cannot be used.
 fn pairs_of(
     kind: ScoreKind,
-    records: Vec<Record>,
+    records: Vec<(usize, Record)>,
     tok: &Tokenizer,
     template: rice_lm::text::Template,
     path: &Path,
 ) -> Result<Vec<ScorePair>, RunError> {
     let encode = |p: &str, r: &str| Encoded::new(tok, template, p, r);
     let mut out = Vec::with_capacity(records.len());
-    for (i, record) in records.into_iter().enumerate() {
+    for (line, record) in records {
         let bad = |message: String| {
-            RunError::Usage(format!("{}: line {}: {message}", path.display(), i + 1))
+            RunError::Usage(format!("{}: line {line}: {message}", path.display()))
         };
         let pair = match (kind, record) {
             (ScoreKind::Reward, Record::Preference(p)) => ScorePair {
@@ -377,7 +377,7 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
     checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let mut pairs = match &cfg.data {
-        Some(path) => pairs_of(cfg.kind, read_jsonl(path)?, &tok, template, path)?,
+        Some(path) => pairs_of(cfg.kind, read_jsonl_numbered(path)?, &tok, template, path)?,
         None => {
             let world = World::generate(cfg.world_seed, parse_size(&cfg.world_size)?);
             let data = Datasets::build(&world);
@@ -417,6 +417,11 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
                     })
                     .collect(),
             };
+            let records = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (i + 1, r))
+                .collect();
             let mut pairs = pairs_of(cfg.kind, records, &tok, template, Path::new("toy world"))?;
             for (pair, family) in pairs.iter_mut().zip(families) {
                 pair.family = family;
