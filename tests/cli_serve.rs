@@ -28,10 +28,15 @@ impl Drop for Server {
 
 /// Starts `rice ARGS --addr 127.0.0.1:0` and waits for the line that names its address.
 fn start(args: &[&str], cwd: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rice"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rice"));
+    command.args(args).current_dir(cwd);
+    start_command(command)
+}
+
+/// [`start`] for a command the caller set up (its environment, say).
+fn start_command(mut command: Command) -> Server {
+    let mut child = command
         .args(["--addr", "127.0.0.1:0"])
-        .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -683,25 +688,12 @@ fn the_proxy_never_forwards_the_clients_credentials() {
                 "--timeout",
                 "10",
             ])
-            .args(["--addr", "127.0.0.1:0"])
-            .current_dir(d)
-            .stdout(Stdio::piped());
+            .current_dir(d);
         match key {
             Some(key) => command.env("OPENAI_API_KEY", key),
             None => command.env_remove("OPENAI_API_KEY"),
         };
-        let mut child = command.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .rfind(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("{line}"))
-            .trim_end_matches("/v1")
-            .to_owned();
-        let proxy = Server { child, url };
+        let proxy = start_command(command);
         seen.lock().unwrap().clear();
         let (status, body, _) = post_raw(
             &proxy.url,
