@@ -265,13 +265,6 @@ pub fn serve(addr: SocketAddr, backend: Arc<dyn ChatBackend>, what: &str) -> any
     })
 }
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Time to the first corrected sentence (Stream Aligner) against time to the corrected answer (Aligner), on
-    /// the same held-out toy prompts with the same upstream; prints the ratio of medians.
-    Aligners(BenchAlignersArgs),
-}
-
 #[derive(Debug, Args)]
 pub struct BenchAlignersArgs {
     /// The upstream model directory.
@@ -309,8 +302,7 @@ pub struct BenchAlignersArgs {
     pub json: Option<PathBuf>,
 }
 
-pub fn bench(command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Aligners(args) = command;
+pub fn bench(args: BenchAlignersArgs) -> anyhow::Result<()> {
     let chatml = rice_lm::text::Template::ChatMl;
     let need = |dir: &PathBuf, make: &str| -> anyhow::Result<()> {
         anyhow::ensure!(

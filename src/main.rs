@@ -1,6 +1,7 @@
 //! `rice`: the RICE Atlas command line. Thin by design: it parses arguments, calls the library crates and prints.
 
 mod aligner_cmd;
+mod bench_cmd;
 mod build_cmd;
 mod catalog_cmd;
 mod eval_cmd;
@@ -55,9 +56,10 @@ enum Command {
     /// Compare two models on the same prompts: the reward/cost arena, or a win rate with a confidence interval.
     #[command(subcommand)]
     Eval(eval_cmd::EvalCommand),
-    /// Benchmarks that need trained models (others are `cargo bench`).
+    /// Benchmarks: training and generation throughput (CPU or GPU, against PyTorch with scripts/bench-train and
+    /// scripts/gpu-check), CPU–GPU agreement, the aligners' latency.
     #[command(subcommand)]
-    Bench(aligner_cmd::BenchCommand),
+    Bench(bench_cmd::BenchCommand),
     /// Generate the toy world's datasets and tokenizer, or score responses with its exact oracle.
     #[command(subcommand)]
     Toyworld(toyworld_cmd::ToyworldCommand),
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
         Command::Lm(command) => lm_cmd::run(command),
         Command::Aligner(command) => aligner_cmd::run(command),
         Command::Eval(command) => eval_cmd::run(command),
-        Command::Bench(command) => aligner_cmd::bench(command),
+        Command::Bench(command) => bench_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,6 +76,8 @@ pub struct LlfArgs {
     /// Run directory (default runs/llf-PRESET).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +99,8 @@ pub struct ElasticityArgs {
     /// Run directory (default runs/elasticity-PRESET).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -247,10 +251,41 @@ pub struct RunArgs {
     /// Continue the run in --out from its last checkpoint (after a crash or kill).
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+/// Where a run computes, and in what precision.
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// cpu, cuda or cuda:N: an NVIDIA GPU, in a build with `--features cuda` [default: cpu, or the --config
+    /// file's]
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<rice_lm::DeviceSpec>,
+    /// f32, or bf16: bf16 matmuls and activations over f32 master weights and f32 optimizer state (for GPUs; on a
+    /// CPU it is slower than f32) [default: f32, or the --config file's]
+    #[arg(long, value_name = "PRECISION")]
+    pub precision: Option<rice_lm::Precision>,
+}
+
+impl ComputeArgs {
+    /// Sets what was given on the command line.
+    fn set(&self, device: &mut rice_lm::DeviceSpec, precision: &mut rice_lm::Precision) {
+        if let Some(d) = self.device {
+            *device = d;
+        }
+        if let Some(p) = self.precision {
+            *precision = p;
+        }
+    }
+
+    fn apply(&self, train: &mut rice_lm::trainer::TrainConfig) {
+        self.set(&mut train.device, &mut train.precision);
+    }
 }
 
 impl RunArgs {
-    /// Applies `--steps` and `--lr` to a training configuration.
+    /// Applies `--steps`, `--lr`, `--device` and `--precision` to a training configuration.
     fn apply(&self, train: &mut rice_lm::trainer::TrainConfig) {
         if let Some(steps) = self.steps {
             train.steps = steps;
@@ -258,6 +293,7 @@ impl RunArgs {
         if let Some(lr) = self.lr {
             train.lr = lr;
         }
+        self.compute.apply(train);
     }
 
     fn out(&self, method: &str, preset: &str) -> PathBuf {
@@ -502,6 +538,8 @@ fn run_llf(args: LlfArgs) -> anyhow::Result<()> {
         cfg.dpo_train.steps = n;
         cfg.dpo_train.warmup_steps = cfg.dpo_train.warmup_steps.min(n / 2).max(1);
     }
+    args.compute.apply(&mut cfg.feedback_train);
+    args.compute.apply(&mut cfg.dpo_train);
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("runs/llf-{}", args.start.preset)));
@@ -581,6 +619,7 @@ fn run_elasticity(args: ElasticityArgs) -> anyhow::Result<()> {
     if let Some(probe) = args.probe {
         cfg.probe = probe;
     }
+    args.compute.set(&mut cfg.device, &mut cfg.precision);
     rice_elasticity::parse_probes(&cfg.probe)?;
     let name = match &args.config {
         Some(path) => config_name(path),
@@ -785,6 +824,7 @@ fn run_ppo(
     if let Some(lr) = args.run.lr {
         cfg.actor_lr = lr;
     }
+    args.run.compute.set(&mut cfg.device, &mut cfg.precision);
     if let Some((cost_model, threshold, lambda_init)) = safe {
         cfg.cost_model = cost_model;
         let l = cfg

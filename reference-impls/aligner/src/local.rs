@@ -24,10 +24,18 @@ pub struct LocalModel {
 /// A model directory loaded for generation: the model, its tokenizer and the id it is served under (the directory's
 /// name, or its parent's for a run's `checkpoint/`).
 pub fn load_model(dir: &Path) -> Result<(String, CausalLm, Tokenizer), String> {
+    load_model_on(dir, &Device::Cpu, DType::F32)
+}
+
+/// [`load_model`] with the weights in `dtype` on `device`.
+pub fn load_model_on(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+) -> Result<(String, CausalLm, Tokenizer), String> {
     let tokenizer = dir.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer).map_err(|e| e.to_string())?;
-    let loaded =
-        rice_lm::checkpoint::load(dir, DType::F32, &Device::Cpu).map_err(|e| e.to_string())?;
+    let loaded = rice_lm::checkpoint::load(dir, dtype, device).map_err(|e| e.to_string())?;
     rice_lm::checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer)
         .map_err(|e| e.to_string())?;
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -41,7 +49,17 @@ pub fn load_model(dir: &Path) -> Result<(String, CausalLm, Tokenizer), String> {
 
 impl LocalModel {
     pub fn load(dir: &Path, template: Template) -> Result<LocalModel, String> {
-        let (id, model, tok) = load_model(dir)?;
+        LocalModel::load_on(dir, template, &Device::Cpu, DType::F32)
+    }
+
+    /// [`LocalModel::load`] with the weights in `dtype` on `device`.
+    pub fn load_on(
+        dir: &Path,
+        template: Template,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<LocalModel, String> {
+        let (id, model, tok) = load_model_on(dir, device, dtype)?;
         Ok(LocalModel {
             id,
             model,

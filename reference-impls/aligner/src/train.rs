@@ -17,7 +17,7 @@ use candle_core::{DType, Device};
 use rice_lm::checkpoint;
 use rice_lm::run::RunDir;
 use rice_lm::text::{CorrectionTriple, Encoded, Template, Tokenizer, read_jsonl};
-use rice_lm::trainer::{TrainConfig, TrainReport};
+use rice_lm::trainer::{TrainConfig, TrainError, TrainReport};
 use rice_rlhf::RunError;
 use rice_rlhf::sft::{Supervised, train_supervised};
 use rice_rlhf::toy::{Answer, Answers, Comparison, load_world};
@@ -123,7 +123,10 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let frozen = cfg.train.precision.dtype();
+    let loaded =
+        checkpoint::load(&cfg.model, DType::F32, &device)?.with_precision(cfg.train.precision);
 
     let toy = match &cfg.data {
         None => Some(load_world(cfg.world_seed, &cfg.world_size)?),
@@ -142,7 +145,8 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
                 })
                 .collect();
             if let (Some(upstream), n @ 1..) = (&cfg.upstream, cfg.upstream_examples) {
-                for (question, answer) in upstream_answers(upstream, world, n, cfg.max_new_tokens)?
+                for (question, answer) in
+                    upstream_answers(upstream, world, n, cfg.max_new_tokens, &device, frozen)?
                 {
                     let item = world
                         .find(&question)
@@ -190,7 +194,8 @@ pub fn run(cfg: &AlignerConfig, run_dir: &Path, resume: bool) -> Result<AlignerS
                 template,
                 max_new_tokens: cfg.max_new_tokens,
             };
-            Some(evaluate(cfg, world, data, upstream, &aligner, run_dir)?)
+            let on = (&device, frozen);
+            Some(evaluate(cfg, world, data, upstream, &aligner, run_dir, on)?)
         }
         _ => None,
     };
@@ -214,9 +219,11 @@ pub fn upstream_answers(
     world: &World,
     limit: usize,
     max_new_tokens: usize,
+    device: &Device,
+    dtype: DType,
 ) -> Result<Vec<(String, String)>, RunError> {
     let tok = Tokenizer::load(&upstream_dir.join("tokenizer.json"))?;
-    let up = checkpoint::load(upstream_dir, DType::F32, &Device::Cpu)?;
+    let up = checkpoint::load(upstream_dir, dtype, device)?;
     let items: Vec<_> = world.items_in(rice_toyworld::Split::Train).collect();
     let stride = (items.len() / limit.max(1)).max(1);
     let prompts: Vec<String> = items
@@ -258,9 +265,10 @@ fn evaluate(
     upstream_dir: &Path,
     aligner: &Aligner,
     run_dir: &Path,
+    (device, dtype): (&Device, DType),
 ) -> Result<Correction, RunError> {
     let up_tok = Tokenizer::load(&upstream_dir.join("tokenizer.json"))?;
-    let up = checkpoint::load(upstream_dir, DType::F32, &Device::Cpu)?;
+    let up = checkpoint::load(upstream_dir, dtype, device)?;
     let original = Answers::of(
         &up.model,
         &up_tok,

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rice_lm::generate::{Sampling, generate_batch};
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart, moving_average};
@@ -363,7 +363,9 @@ pub fn run(cfg: &DpoConfig, run_dir: &Path, resume: bool) -> Result<DpoSummary, 
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let loaded =
+        checkpoint::load(&cfg.model, DType::F32, &device)?.with_precision(cfg.train.precision);
     checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let toy = cfg

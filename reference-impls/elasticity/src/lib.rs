@@ -22,12 +22,12 @@ pub mod scaling;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rice_lm::generate::generate_batch;
 use rice_lm::run::RunDir;
 use rice_lm::text::{Encoded, Template, Tokenizer};
-use rice_lm::trainer::{ResponseNllTask, TrainConfig, train};
-use rice_lm::{CausalLm, Loaded, checkpoint};
+use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainError, train};
+use rice_lm::{CausalLm, DeviceSpec, Loaded, Precision, checkpoint};
 pub use rice_rlhf::RunError;
 use rice_toyworld::{Datasets, Family, World};
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,12 @@ pub struct ElasticityConfig {
     pub rebound: rebound::ReboundConfig,
     pub resistance: resistance::ResistanceConfig,
     pub scaling: scaling::ScalingConfig,
+    /// Where every model of the run computes: `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// `f32`, or `bf16` compute over f32 trained weights.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl ElasticityConfig {
@@ -81,6 +87,8 @@ impl ElasticityConfig {
             rebound: rebound::ReboundConfig::toy(),
             resistance: resistance::ResistanceConfig::toy(),
             scaling: scaling::ScalingConfig::toy(),
+            device: DeviceSpec::Cpu,
+            precision: Precision::F32,
         }
     }
 
@@ -93,6 +101,8 @@ impl ElasticityConfig {
             log_every: 1,
             eval_every: 0,
             seed: self.seed,
+            device: self.device,
+            precision: self.precision,
             ..TrainConfig::default()
         }
     }
@@ -154,6 +164,8 @@ pub fn base_model(
         pre.train.warmup_steps = pre.train.warmup_steps.min(steps / 2).max(1);
         pre.world_seed = cfg.world_seed;
         pre.world_size = cfg.world_size.clone();
+        pre.train.device = cfg.device;
+        pre.train.precision = cfg.precision;
         eprintln!(
             "pre-training the {preset} base for {steps} steps into {} …",
             dir.display()
@@ -168,7 +180,8 @@ impl Setup {
     pub fn new(cfg: &ElasticityConfig, base: PathBuf) -> Result<Setup, RunError> {
         let (world, data) = rice_rlhf::toy::load_world(cfg.world_seed, &cfg.world_size)?;
         let tok = Tokenizer::load(&base.join("tokenizer.json"))?;
-        let base_model = checkpoint::load(&base, DType::F32, &Device::Cpu)?.model;
+        let device = cfg.device.open().map_err(TrainError::from)?;
+        let base_model = checkpoint::load(&base, cfg.precision.dtype(), &device)?.model;
         let hazard_eval: Vec<String> = data
             .eval
             .iter()
@@ -276,7 +289,7 @@ impl Setup {
             &self.encode(&pairs)?,
             self.tok.pad_id,
             max_len,
-            &Device::Cpu,
+            model.backbone.device(),
         )?;
         let tuned = model.forward(&b.ids, Some(&b.padding))?;
         let base = self.base_model.forward(&b.ids, Some(&b.padding))?;
@@ -295,7 +308,8 @@ pub fn fine_tune(
     tag: &'static str,
     run_dir: &Path,
 ) -> Result<(Loaded, Vec<f64>), RunError> {
-    let loaded = checkpoint::load(start, DType::F32, &Device::Cpu)?;
+    let device = cfg.device.open().map_err(TrainError::from)?;
+    let loaded = checkpoint::load(start, DType::F32, &device)?.with_precision(cfg.precision);
     let pad = Tokenizer::load(&start.join("tokenizer.json"))?.pad_id;
     let held_out = examples[..examples.len().min(8)].to_vec();
     let mut task = ResponseNllTask {

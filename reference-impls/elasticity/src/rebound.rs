@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rice_lm::CausalLm;
@@ -286,7 +286,7 @@ impl TrainTask for Perturbation<'_> {
     ) -> candle_core::Result<StepOutput> {
         let start = step as usize * self.batch;
         let items = &self.negatives[start..start + self.batch];
-        let b = rice_lm::text::batch(items, self.pad, self.max_len, &Device::Cpu)
+        let b = rice_lm::text::batch(items, self.pad, self.max_len, model.backbone.device())
             .map_err(candle_core::Error::msg)?;
         let logits = model.forward(&b.ids, Some(&b.padding))?;
         Ok(StepOutput::new(
@@ -351,6 +351,10 @@ pub fn curve(
         .cloned()
         .collect();
     let aligned_dir = dir.join("aligned");
+    let device = cfg
+        .device
+        .open()
+        .map_err(rice_lm::trainer::TrainError::from)?;
     eprintln!(
         "rebound: {label}: aligning on {n_pos} refusals + {n_pos} others ({} steps) …",
         rc.align_steps
@@ -363,8 +367,12 @@ pub fn curve(
         "align",
         &aligned_dir,
     )?;
-    let aligned_model =
-        rice_lm::checkpoint::load(&checkpoint_dir(&aligned_dir), DType::F32, &Device::Cpu)?.model;
+    let aligned_model = rice_lm::checkpoint::load(
+        &checkpoint_dir(&aligned_dir),
+        cfg.precision.dtype(),
+        &device,
+    )?
+    .model;
     let first = setup.measure(&aligned_model, cfg)?;
     report(&label, 0, &first);
     let max_neg = rc.negative.last().copied().unwrap_or(0);
@@ -406,11 +414,14 @@ pub fn curve(
                 log_every: 1,
                 eval_every: 1,
                 seed: cfg.seed + repeat as u64,
+                device: cfg.device,
+                precision: cfg.precision,
                 ..TrainConfig::default()
             };
             // Every repeat starts from the aligned weights.
             let start =
-                rice_lm::checkpoint::load(&checkpoint_dir(&aligned_dir), DType::F32, &Device::Cpu)?;
+                rice_lm::checkpoint::load(&checkpoint_dir(&aligned_dir), DType::F32, &device)?
+                    .with_precision(cfg.precision);
             train(&perturb_dir, &start, &train_cfg, &mut task, None, false)?;
             let _ = std::fs::remove_dir_all(checkpoint_dir(&perturb_dir));
             runs.push(task.points);

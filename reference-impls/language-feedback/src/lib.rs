@@ -21,14 +21,13 @@ pub mod stages;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device};
 use rice_dpo::dpo::DpoConfig;
 use rice_dpo::loss::LossKind;
 use rice_lm::checkpoint;
 use rice_lm::rng::Rng;
 use rice_lm::run::RunDir;
 use rice_lm::text::{PreferencePair, Tokenizer, read_jsonl};
-use rice_lm::trainer::{TrainConfig, checkpoint_dir};
+use rice_lm::trainer::{TrainConfig, TrainError, checkpoint_dir};
 pub use rice_rlhf::RunError;
 use rice_rlhf::toy::{Comparison, answers_if, load_world};
 use rice_toyworld::LlfExample;
@@ -178,7 +177,9 @@ pub fn run(cfg: &LlfConfig, run_dir: &Path, resume: bool) -> Result<LlfSummary, 
     let template = rice_rlhf::template(&cfg.template)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let policy = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?.model;
+    let device = cfg.feedback_train.open_device().map_err(TrainError::from)?;
+    let frozen = cfg.feedback_train.precision.dtype();
+    let policy = checkpoint::load(&cfg.model, frozen, &device)?.model;
     let toy_needed = cfg.data.is_none() || cfg.prompts.is_none();
     let toy = toy_needed
         .then(|| load_world(cfg.world_seed, &cfg.world_size))
@@ -231,8 +232,7 @@ pub fn run(cfg: &LlfConfig, run_dir: &Path, resume: bool) -> Result<LlfSummary, 
     );
     let feedback_dir = run_dir.join("feedback");
     stages::train_feedback(cfg, &tok, template, &annotations, &feedback_dir, resume)?;
-    let feedback =
-        checkpoint::load(&checkpoint_dir(&feedback_dir), DType::F32, &Device::Cpu)?.model;
+    let feedback = checkpoint::load(&checkpoint_dir(&feedback_dir), frozen, &device)?.model;
 
     // Stages 2–4: critique and rewrite the policy's responses to unlabelled prompts; pairs.
     let unlabelled: Vec<String> = match &cfg.prompts {
@@ -307,7 +307,7 @@ pub fn run(cfg: &LlfConfig, run_dir: &Path, resume: bool) -> Result<LlfSummary, 
             dpo.train.seed = cfg.seed;
             let out = run_dir.join(format!("dpo-{name}"));
             rice_dpo::dpo::run(&dpo, &out, resume)?;
-            let trained = checkpoint::load(&checkpoint_dir(&out), DType::F32, &Device::Cpu)?.model;
+            let trained = checkpoint::load(&checkpoint_dir(&out), frozen, &device)?.model;
             let toy = match (&start_answers, eval_answers(&trained)?) {
                 (Some(before), Some(after)) => Some(Comparison::new(before, &after)),
                 _ => None,

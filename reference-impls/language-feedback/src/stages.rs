@@ -176,12 +176,13 @@ pub fn train_feedback(
             )?);
         }
     }
-    let loaded = checkpoint::load(
-        &cfg.model,
-        candle_core::DType::F32,
-        &candle_core::Device::Cpu,
-    )?;
-    let mut train_cfg = cfg.feedback_train.clone();
+    let train = &cfg.feedback_train;
+    let device = train
+        .open_device()
+        .map_err(rice_lm::trainer::TrainError::from)?;
+    let loaded = checkpoint::load(&cfg.model, candle_core::DType::F32, &device)?
+        .with_precision(train.precision);
+    let mut train_cfg = train.clone();
     train_cfg.seed = cfg.seed;
     train_supervised(
         dir,

@@ -190,6 +190,14 @@ pub struct Loaded {
     pub unused: Vec<String>,
 }
 
+impl Loaded {
+    /// Computes in `precision` over the loaded weights (f32 master weights under bf16 compute, for training).
+    pub fn with_precision(mut self, precision: crate::Precision) -> Loaded {
+        self.model.set_compute_dtype(precision.dtype());
+        self
+    }
+}
+
 /// Builds the model of `cfg` with fresh weights, reproducibly from `seed`: matrices and embeddings from
 /// N(0, 0.02²) as Hugging Face initialises Llama/Qwen2, biases at 0, norm weights at 1.
 pub fn init(
@@ -293,6 +301,14 @@ pub(crate) fn assign(
 pub struct LoadedScore {
     pub model: ScoreModel,
     pub vars: VarMap,
+}
+
+impl LoadedScore {
+    /// Computes in `precision` over the loaded weights; see [`Loaded::with_precision`].
+    pub fn with_precision(mut self, precision: crate::Precision) -> LoadedScore {
+        self.model.set_compute_dtype(precision.dtype());
+        self
+    }
 }
 
 /// Loads a score model from `dir`. The directory may hold a score model, or a causal language model (the usual

@@ -9,9 +9,10 @@
 //!
 //! Map: `model` (the transformer), `checkpoint` (Hugging Face directories), `optim` (AdamW, schedule, clipping),
 //! `trainer` (the loop, checkpoints, resume), `text` (tokenizer, chat templates, dataset readers, batching, log-probs),
-//! `generate` (KV-cache decoding and sampling), `rng` (seeded randomness).
+//! `generate` (KV-cache decoding and sampling), `rng` (seeded randomness), `device` (`--device`, `--precision`).
 
 pub mod checkpoint;
+pub mod device;
 pub mod generate;
 pub mod model;
 pub mod optim;
@@ -21,6 +22,7 @@ pub mod text;
 pub mod trainer;
 
 pub use checkpoint::{CheckpointError, Loaded};
+pub use device::{DeviceError, DeviceSpec, Precision};
 pub use model::{CausalLm, Config, KvCache, ScoreModel};
 
 /// A tiny configuration for tests and examples: 2 layers, hidden 32, 4 query heads over 2 key/value heads.

@@ -5,11 +5,15 @@
 //! written here loads in `transformers` and the reverse. Unlike candle-transformers' inference models, every op here
 //! has a backward pass (candle's fused `rms_norm`, `softmax_last_dim` and `rope` kernels silently cut the graph),
 //! the forward pass returns logits for **every** position, and a KV cache serves generation.
+//!
+//! Precision, as PyTorch's autocast does it: the weights keep the dtype they were loaded in (f32 for training: the
+//! master weights) and the matrix products run in the model's *compute dtype* ([`CausalLm::set_compute_dtype`]; by
+//! default the weights' own). With bf16 compute every projection casts its input and its weight to bf16 inside the
+//! graph (so gradients reach the f32 weights in f32) and attention runs in bf16, while the residual stream, the
+//! RMSNorms, the attention softmax and the returned logits and scores stay f32 (f64 for an f64 model).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{
-    Embedding, Linear, VarBuilder, embedding, linear_b, linear_no_bias, ops, rotary_emb,
-};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, ops, rotary_emb};
 use serde::{Deserialize, Serialize};
 
 /// The subset of a Hugging Face `config.json` this model needs; unknown keys are ignored (HF configs carry many).
@@ -173,8 +177,8 @@ impl Rotary {
         // `rope_slow` is built from differentiable ops (the fused `rope` kernel has no backward pass).
         rotary_emb::rope_slow(
             x,
-            &self.cos.narrow(0, offset, seq)?,
-            &self.sin.narrow(0, offset, seq)?,
+            &self.cos.narrow(0, offset, seq)?.to_dtype(x.dtype())?,
+            &self.sin.narrow(0, offset, seq)?.to_dtype(x.dtype())?,
         )
     }
 }
@@ -196,8 +200,37 @@ impl RmsNorm {
 }
 
 impl Module for RmsNorm {
+    /// `rms_norm_slow` takes the mean of squares in f32 whatever `x`'s dtype; the weight follows `x`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::rms_norm_slow(x, &self.weight, self.eps)
+        ops::rms_norm_slow(x, &self.weight.to_dtype(x.dtype())?, self.eps)
+    }
+}
+
+/// A linear layer whose weights may be stored in another dtype than it computes in: [`Proj::forward`] casts input
+/// and weight to the compute dtype inside the graph (no-ops when they agree).
+#[derive(Clone, Debug)]
+struct Proj(Linear);
+
+impl Proj {
+    fn new(input: usize, output: usize, bias: bool, vb: VarBuilder) -> Result<Proj> {
+        let linear = if bias {
+            candle_nn::linear_b(input, output, true, vb)?
+        } else {
+            candle_nn::linear_no_bias(input, output, vb)?
+        };
+        Ok(Proj(linear))
+    }
+}
+
+impl Proj {
+    /// `x · Wᵀ + b` in `dtype`.
+    fn forward(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        let x = x.to_dtype(dtype)?;
+        if self.0.weight().dtype() == dtype {
+            return self.0.forward(&x);
+        }
+        let cast = |t: &Tensor| t.to_dtype(dtype);
+        Linear::new(cast(self.0.weight())?, self.0.bias().map(cast).transpose()?).forward(&x)
     }
 }
 
@@ -235,14 +268,19 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The cached keys and values of `layer`: (batch, kv_heads, positions, head_dim) each.
+    pub fn layer(&self, layer: usize) -> Option<(&Tensor, &Tensor)> {
+        self.layers.get(layer)?.kv.as_ref().map(|(k, v)| (k, v))
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Proj,
+    k_proj: Proj,
+    v_proj: Proj,
+    o_proj: Proj,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -253,10 +291,10 @@ impl Attention {
         let (h, kv, d) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
         let bias = cfg.qkv_bias();
         Ok(Attention {
-            q_proj: linear_b(cfg.hidden_size, h * d, bias, vb.pp("q_proj"))?,
-            k_proj: linear_b(cfg.hidden_size, kv * d, bias, vb.pp("k_proj"))?,
-            v_proj: linear_b(cfg.hidden_size, kv * d, bias, vb.pp("v_proj"))?,
-            o_proj: linear_no_bias(h * d, cfg.hidden_size, vb.pp("o_proj"))?,
+            q_proj: Proj::new(cfg.hidden_size, h * d, bias, vb.pp("q_proj"))?,
+            k_proj: Proj::new(cfg.hidden_size, kv * d, bias, vb.pp("k_proj"))?,
+            v_proj: Proj::new(cfg.hidden_size, kv * d, bias, vb.pp("v_proj"))?,
+            o_proj: Proj::new(h * d, cfg.hidden_size, false, vb.pp("o_proj"))?,
             heads: h,
             kv_heads: kv,
             head_dim: d,
@@ -264,6 +302,7 @@ impl Attention {
     }
 
     /// `mask` is added to the attention scores: (batch or 1, 1, seq, positions), 0 where allowed, −inf where not.
+    /// Computes in `dt`, and returns its result in `dt`.
     fn forward(
         &self,
         x: &Tensor,
@@ -271,6 +310,7 @@ impl Attention {
         rotary: &Rotary,
         offset: usize,
         cache: Option<&mut LayerCache>,
+        dt: DType,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let split = |y: Tensor, heads: usize| {
@@ -278,15 +318,18 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = rotary.apply(&split(self.q_proj.forward(x)?, self.heads)?, offset)?;
-        let mut k = rotary.apply(&split(self.k_proj.forward(x)?, self.kv_heads)?, offset)?;
-        let mut v = split(self.v_proj.forward(x)?, self.kv_heads)?;
+        let q = rotary.apply(&split(self.q_proj.forward(x, dt)?, self.heads)?, offset)?;
+        let mut k = rotary.apply(&split(self.k_proj.forward(x, dt)?, self.kv_heads)?, offset)?;
+        let mut v = split(self.v_proj.forward(x, dt)?, self.kv_heads)?;
         if let Some(cache) = cache {
             if let Some((past_k, past_v)) = &cache.kv {
                 k = Tensor::cat(&[past_k, &k], 2)?;
                 v = Tensor::cat(&[past_v, &v], 2)?;
             }
-            cache.kv = Some((k.clone(), v.clone()));
+            // Detached: the cache serves generation, never a gradient. Kept attached, every cached tensor would hold
+            // the graph of every earlier step (each concatenation points at the one before): memory grew with the
+            // square of the generated length (7 GB for 8 × 256 tokens of toy-m).
+            cache.kv = Some((k.detach(), v.detach()));
         }
         // Grouped-query attention: each key/value head serves `heads / kv_heads` query heads.
         let groups = self.heads / self.kv_heads;
@@ -297,14 +340,16 @@ impl Attention {
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        // `ops::softmax` is differentiable; `softmax_last_dim` is a fused kernel without a backward pass.
-        let probs = ops::softmax(&scores, D::Minus1)?;
+        // `ops::softmax` is differentiable; `softmax_last_dim` is a fused kernel without a backward pass. In f32
+        // whatever the compute dtype, as in Hugging Face's implementations.
+        let wide = if dt == DType::F64 { dt } else { DType::F32 };
+        let probs = ops::softmax(&scores.to_dtype(wide)?, D::Minus1)?.to_dtype(dt)?;
         let out = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((
             b,
             t,
             self.heads * self.head_dim,
         ))?;
-        self.o_proj.forward(&out)
+        self.o_proj.forward(&out, dt)
     }
 }
 
@@ -318,26 +363,42 @@ fn repeat_kv(x: &Tensor, groups: usize) -> Result<Tensor> {
 
 #[derive(Clone, Debug)]
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    gate_proj: Proj,
+    up_proj: Proj,
+    down_proj: Proj,
 }
 
 impl Mlp {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Mlp> {
         Ok(Mlp {
-            gate_proj: linear_no_bias(cfg.hidden_size, cfg.intermediate_size, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(cfg.hidden_size, cfg.intermediate_size, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(cfg.intermediate_size, cfg.hidden_size, vb.pp("down_proj"))?,
+            gate_proj: Proj::new(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                false,
+                vb.pp("gate_proj"),
+            )?,
+            up_proj: Proj::new(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                false,
+                vb.pp("up_proj"),
+            )?,
+            down_proj: Proj::new(
+                cfg.intermediate_size,
+                cfg.hidden_size,
+                false,
+                vb.pp("down_proj"),
+            )?,
         })
     }
 }
 
-impl Module for Mlp {
-    /// SwiGLU: down(silu(gate(x)) ⊙ up(x)).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+impl Mlp {
+    /// SwiGLU: down(silu(gate(x)) ⊙ up(x)), in `dt`.
+    fn forward(&self, x: &Tensor, dt: DType) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x, dt)?)?;
+        self.down_proj
+            .forward(&(gate * self.up_proj.forward(x, dt)?)?, dt)
     }
 }
 
@@ -367,6 +428,7 @@ impl Layer {
         })
     }
 
+    /// `x` is the residual stream (f32 or f64); the sublayers compute in `dt` and are added back in `x`'s dtype.
     fn forward(
         &self,
         x: &Tensor,
@@ -374,17 +436,21 @@ impl Layer {
         rotary: &Rotary,
         offset: usize,
         cache: Option<&mut LayerCache>,
+        dt: DType,
     ) -> Result<Tensor> {
-        let h = (x + self.self_attn.forward(
+        let attn = self.self_attn.forward(
             &self.input_layernorm.forward(x)?,
             mask,
             rotary,
             offset,
             cache,
-        )?)?;
-        &h + self
+            dt,
+        )?;
+        let h = (x + attn.to_dtype(x.dtype())?)?;
+        let mlp = self
             .mlp
-            .forward(&self.post_attention_layernorm.forward(&h)?)?
+            .forward(&self.post_attention_layernorm.forward(&h)?, dt)?;
+        &h + mlp.to_dtype(h.dtype())?
     }
 }
 
@@ -396,6 +462,8 @@ pub struct Backbone {
     norm: RmsNorm,
     rotary: Rotary,
     cfg: Config,
+    /// The dtype activations are computed in; see the module's documentation.
+    compute: DType,
 }
 
 impl Backbone {
@@ -410,9 +478,31 @@ impl Backbone {
             embed_tokens,
             layers,
             norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
-            rotary: Rotary::new(cfg, vb.dtype(), vb.device())?,
+            rotary: Rotary::new(cfg, DType::F32, vb.device())?,
             cfg: cfg.clone(),
+            compute: vb.dtype(),
         })
+    }
+
+    /// Compute in `dtype` (e.g. bf16 over f32 weights); the weights are untouched.
+    pub fn set_compute_dtype(&mut self, dtype: DType) {
+        self.compute = dtype;
+    }
+
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+
+    /// The dtype of the residual stream and of the returned hidden states: f64 for an f64 model, else f32.
+    pub fn residual_dtype(&self) -> DType {
+        match self.embed_tokens.embeddings().dtype() {
+            DType::F64 => DType::F64,
+            _ => DType::F32,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.embeddings().device()
     }
 
     pub fn config(&self) -> &Config {
@@ -423,7 +513,8 @@ impl Backbone {
         &self.embed_tokens
     }
 
-    /// Hidden states (batch, seq, hidden) for token ids (batch, seq) at positions `offset..`.
+    /// Hidden states (batch, seq, hidden), in [`Backbone::residual_dtype`], for token ids (batch, seq) at positions
+    /// `offset..`.
     ///
     /// `padding` (batch, seq) holds 1 for real tokens and 0 for padding: padded keys are never attended to. Pad on the
     /// right for training. For batched generation pad prompts on the left: the cache remembers which positions were
@@ -478,10 +569,13 @@ impl Backbone {
             c.padding = keys.clone();
         }
         let mask = self.mask(b, t, offset, keys.as_ref(), ids.device())?;
-        let mut x = self.embed_tokens.forward(ids)?;
+        let mut x = self
+            .embed_tokens
+            .forward(ids)?
+            .to_dtype(self.residual_dtype())?;
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(&x, &mask, &self.rotary, offset, layer_cache)?;
+            x = layer.forward(&x, &mask, &self.rotary, offset, layer_cache, self.compute)?;
         }
         self.norm.forward(&x)
     }
@@ -509,7 +603,7 @@ impl Backbone {
             })
             .collect();
         let causal = Tensor::from_vec(causal, (1, 1, t, total), device)?;
-        let dtype = self.embed_tokens.embeddings().dtype();
+        let dtype = self.compute;
         let mask = match padding {
             None => causal,
             Some(p) => {
@@ -526,16 +620,19 @@ impl Backbone {
 #[derive(Clone, Debug)]
 pub struct CausalLm {
     pub backbone: Backbone,
-    lm_head: Linear,
+    lm_head: Proj,
 }
 
 impl CausalLm {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<CausalLm> {
         let backbone = Backbone::new(cfg, vb.pp("model"))?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(backbone.embeddings().embeddings().clone(), None)
+            Proj(Linear::new(
+                backbone.embeddings().embeddings().clone(),
+                None,
+            ))
         } else {
-            linear_no_bias(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?
+            Proj::new(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"))?
         };
         Ok(CausalLm { backbone, lm_head })
     }
@@ -544,10 +641,21 @@ impl CausalLm {
         self.backbone.config()
     }
 
-    /// Logits (batch, seq, vocab) for every position: what training needs.
-    pub fn forward(&self, ids: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+    /// Compute in `dtype` over the stored weights (see the module's documentation); logits stay f32.
+    pub fn set_compute_dtype(&mut self, dtype: DType) {
+        self.backbone.set_compute_dtype(dtype);
+    }
+
+    /// Logits from hidden states, in the residual dtype.
+    fn head(&self, hidden: &Tensor) -> Result<Tensor> {
         self.lm_head
-            .forward(&self.backbone.forward(ids, padding, 0, None)?)
+            .forward(hidden, self.backbone.compute)?
+            .to_dtype(hidden.dtype())
+    }
+
+    /// Logits (batch, seq, vocab) for every position, in f32 (f64 for an f64 model): what training needs.
+    pub fn forward(&self, ids: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        self.head(&self.backbone.forward(ids, padding, 0, None)?)
     }
 
     /// Logits for `ids` appended after the cached positions; updates the cache. What generation needs.
@@ -563,8 +671,7 @@ impl CausalLm {
         cache: &mut KvCache,
     ) -> Result<Tensor> {
         let offset = cache.len();
-        self.lm_head
-            .forward(&self.backbone.forward(ids, padding, offset, Some(cache))?)
+        self.head(&self.backbone.forward(ids, padding, offset, Some(cache))?)
     }
 }
 
@@ -573,14 +680,14 @@ impl CausalLm {
 #[derive(Clone, Debug)]
 pub struct ScoreModel {
     pub backbone: Backbone,
-    score: Linear,
+    score: Proj,
 }
 
 impl ScoreModel {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<ScoreModel> {
         Ok(ScoreModel {
             backbone: Backbone::new(cfg, vb.pp("model"))?,
-            score: linear_no_bias(cfg.hidden_size, 1, vb.pp("score"))?,
+            score: Proj::new(cfg.hidden_size, 1, false, vb.pp("score"))?,
         })
     }
 
@@ -588,10 +695,18 @@ impl ScoreModel {
         self.backbone.config()
     }
 
-    /// A score for every position: (batch, seq). Value functions (PPO) use these per token.
+    /// Compute in `dtype` over the stored weights (see the module's documentation); scores stay f32.
+    pub fn set_compute_dtype(&mut self, dtype: DType) {
+        self.backbone.set_compute_dtype(dtype);
+    }
+
+    /// A score for every position, in f32 (f64 for an f64 model): (batch, seq). Value functions (PPO) use these per
+    /// token.
     pub fn forward_all(&self, ids: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        let hidden = self.backbone.forward(ids, padding, 0, None)?;
         self.score
-            .forward(&self.backbone.forward(ids, padding, 0, None)?)?
+            .forward(&hidden, self.backbone.compute)?
+            .to_dtype(hidden.dtype())?
             .squeeze(2)
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use candle_nn::VarMap;
 
 use crate::checkpoint::{self, CheckpointError, Loaded, LoadedScore};
+use crate::device::{DeviceError, DeviceSpec, Precision};
 use crate::optim::{AdamW, AdamWParams, Schedule};
 
 /// Every setting of the loop, with defaults in [`TrainConfig::default`]. Written into the run's `config.toml`.
@@ -38,6 +39,12 @@ pub struct TrainConfig {
     /// Checkpoint every this many steps (0: only at the end).
     pub save_every: u64,
     pub seed: u64,
+    /// Where to train: `cpu`, `cuda` or `cuda:N`. Absent in runs from before GPUs: `cpu`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// `f32`, or `bf16`: bf16 compute over f32 master weights and f32 optimizer state (see [`Precision`]).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -54,11 +61,18 @@ impl Default for TrainConfig {
             eval_every: 0,
             save_every: 0,
             seed: 0,
+            device: DeviceSpec::Cpu,
+            precision: Precision::F32,
         }
     }
 }
 
 impl TrainConfig {
+    /// Opens the run's `device`, or says why it cannot be used (see [`DeviceSpec::open`]).
+    pub fn open_device(&self) -> Result<candle_core::Device, DeviceError> {
+        self.device.open()
+    }
+
     /// Rejects settings that cannot train, naming the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let positive = |name: &str, v: f64| {
@@ -219,6 +233,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -93,6 +93,15 @@ fn kv_cache_decoding_matches_the_full_forward() {
     let incremental = Tensor::cat(&pieces, 1).unwrap();
     let diff = max_abs_diff(&full, &incremental);
     assert!(diff < 1e-4, "max |Δlogit| = {diff}");
+    // The cache holds no autograd graph: one would chain every step to the one before, and memory would grow with
+    // the square of the generated length.
+    for layer in 0..loaded.model.config().num_hidden_layers {
+        let (k, v) = cache.layer(layer).unwrap();
+        assert!(
+            !k.track_op() && !v.track_op(),
+            "layer {layer}: cached keys/values are detached"
+        );
+    }
 }
 
 #[test]
@@ -334,4 +343,60 @@ fn a_score_model_starts_from_a_language_model_and_reads_the_last_real_token() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// bf16 compute over f32 master weights (`--precision bf16`): logits stay f32 and close to f32 compute, every
+/// parameter gets an f32 gradient close to the f32 one, and an optimizer step leaves the weights f32.
+#[test]
+fn bf16_compute_tracks_f32_and_trains_the_f32_weights() {
+    let device = Device::Cpu;
+    let cfg = tiny_config(50);
+    let exact = checkpoint::init(&cfg, DType::F32, &device, 7).unwrap();
+    let mixed = checkpoint::init(&cfg, DType::F32, &device, 7)
+        .unwrap()
+        .with_precision(rice_lm::Precision::Bf16);
+    let ids = ids(&device);
+    let loss_and_grads = |loaded: &rice_lm::Loaded| {
+        let logits = loaded.model.forward(&ids, None).unwrap();
+        assert_eq!(logits.dtype(), DType::F32, "logits are returned in f32");
+        let inputs = logits.i((.., ..7, ..)).unwrap().reshape((14, 50)).unwrap();
+        let targets = ids.i((.., 1..)).unwrap().reshape(14).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&inputs, &targets).unwrap();
+        (logits, loss.backward().unwrap())
+    };
+    let (logits32, grads32) = loss_and_grads(&exact);
+    let (logits16, grads16) = loss_and_grads(&mixed);
+    let scale = |t: &Tensor| max_abs_diff(t, &t.zeros_like().unwrap());
+    let logit_error = max_abs_diff(&logits16, &logits32) / scale(&logits32);
+    assert!(
+        logit_error > 0.0 && logit_error < 2e-2,
+        "bf16 logits are within 2% of f32 (and not computed in f32): {logit_error}"
+    );
+    let exact_vars = exact.vars.data().lock().unwrap();
+    for (name, var) in mixed.vars.data().lock().unwrap().iter() {
+        assert_eq!(var.dtype(), DType::F32, "{name}: master weights stay f32");
+        let g = grads16
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no bf16 gradient for {name}"));
+        assert_eq!(g.dtype(), DType::F32, "{name}: gradients arrive in f32");
+        let g32 = grads32.get(exact_vars[name].as_tensor()).unwrap();
+        let norm = |t: &Tensor| {
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let relative = norm(&(g - g32).unwrap()) / norm(g32);
+        assert!(relative < 5e-2, "{name}: bf16 gradient off by {relative}");
+    }
+    let mut opt =
+        rice_lm::optim::AdamW::new(&mixed.vars, rice_lm::optim::AdamWParams::default()).unwrap();
+    opt.update(&grads16, 1e-3, 1.0).unwrap();
+    for (name, var) in mixed.vars.data().lock().unwrap().iter() {
+        assert_eq!(var.dtype(), DType::F32, "{name}: still f32 after a step");
+    }
 }

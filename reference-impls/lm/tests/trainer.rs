@@ -395,3 +395,53 @@ fn a_resumed_run_logs_the_rows_of_an_uninterrupted_one() {
     std::fs::remove_dir_all(&straight).unwrap();
     std::fs::remove_dir_all(&resumed).unwrap();
 }
+
+/// The loop with `precision = "bf16"` learns as f32 does and checkpoints f32 weights.
+#[test]
+fn bf16_training_learns_and_saves_f32_weights() {
+    let dir = tempdir("bf16");
+    let loaded = fresh().with_precision(rice_lm::Precision::Bf16);
+    let cfg = TrainConfig {
+        precision: rice_lm::Precision::Bf16,
+        ..config(60, 0)
+    };
+    let memorise = || Memorise {
+        fail_at: None,
+        nan_at: None,
+    };
+    let report = train(&dir, &loaded, &cfg, &mut memorise(), None, false).unwrap();
+    let first = report.first_loss.unwrap();
+    assert!(
+        report.final_loss < first * 0.5,
+        "bf16 loss {first} → {}",
+        report.final_loss
+    );
+    let f32_report = train(
+        &tempdir("bf16-ref"),
+        &fresh(),
+        &config(60, 0),
+        &mut memorise(),
+        None,
+        false,
+    )
+    .unwrap();
+    assert!(
+        (report.final_loss - f32_report.final_loss).abs() < 0.25 * f32_report.final_loss.max(0.1),
+        "bf16 ends near f32: {} vs {}",
+        report.final_loss,
+        f32_report.final_loss
+    );
+    let saved = checkpoint::load(
+        &rice_lm::trainer::checkpoint_dir(&dir),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.join("checkpoint/config.json")).unwrap();
+    assert!(text.contains("\"torch_dtype\": \"float32\""), "{text}");
+    assert_eq!(
+        weights(&saved),
+        weights(&loaded),
+        "the checkpoint holds the trained f32 weights"
+    );
+}

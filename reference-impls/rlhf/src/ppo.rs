@@ -29,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use rice_lm::checkpoint::{self, Loaded, LoadedScore};
 use rice_lm::generate::{Sampling, StopReason, generate_batch};
 use rice_lm::optim::{AdamW, AdamWParams, Schedule};
@@ -37,7 +37,7 @@ use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart, moving_average};
 use rice_lm::text::{Batch, Encoded, Tokenizer, batch, read_jsonl, token_logprobs};
 use rice_lm::trainer::{self, Progress, TrainError};
-use rice_lm::{CausalLm, ScoreModel};
+use rice_lm::{CausalLm, DeviceSpec, Precision, ScoreModel};
 use rice_toyworld::World;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,12 @@ pub struct PpoConfig {
     /// Checkpoint every this many steps (0: only at the end).
     pub save_every: u64,
     pub seed: u64,
+    /// Where the actor, critics, reference and judges run: `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// `f32`, or `bf16` compute over f32 trained weights (the frozen reference and judges are stored in bf16).
+    #[serde(default)]
+    pub precision: Precision,
     pub eval_prompts_per_family: usize,
 }
 
@@ -149,6 +155,8 @@ impl PpoConfig {
             log_every: 1,
             save_every: 20,
             seed: 0,
+            device: DeviceSpec::Cpu,
+            precision: Precision::F32,
             eval_prompts_per_family: 24,
         }
     }
@@ -347,12 +355,14 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     };
     let dir = RunDir::create(run_dir)?;
     dir.write_config(cfg)?;
-    let device = Device::Cpu;
+    let device = cfg.device.open().map_err(TrainError::from)?;
+    let frozen = cfg.precision.dtype();
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let actor: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
+    let actor: Loaded =
+        checkpoint::load(&cfg.model, DType::F32, &device)?.with_precision(cfg.precision);
     checkpoint::check_tokenizer(actor.model.config(), &tok, &tokenizer_path)?;
-    let reference: Loaded = checkpoint::load(&cfg.model, DType::F32, &device)?;
+    let reference: Loaded = checkpoint::load(&cfg.model, frozen, &device)?;
 
     let toy = cfg
         .prompts
@@ -384,16 +394,14 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
         ))
     };
     let reward = match (&cfg.reward_model, &toy) {
-        (Some(dir), _) => Judge::Model(Box::new(checkpoint::load_score(dir, DType::F32, &device)?)),
+        (Some(dir), _) => Judge::Model(Box::new(checkpoint::load_score(dir, frozen, &device)?)),
         (None, Some((world, _))) => Judge::Oracle(world, |s| f64::from(s.helpfulness)),
         (None, None) => return Err(oracle_needed("reward")),
     };
     let cost = match (&lagrangian, &cfg.cost_model, &toy) {
         (None, _, _) => None,
         (Some(_), Some(dir), _) => Some(Judge::Model(Box::new(checkpoint::load_score(
-            dir,
-            DType::F32,
-            &device,
+            dir, frozen, &device,
         )?))),
         (Some(_), None, Some((world, _))) => Some(Judge::Oracle(world, |s| f64::from(s.cost))),
         (Some(_), None, None) => return Err(oracle_needed("cost")),
@@ -401,7 +409,8 @@ pub fn run(cfg: &PpoConfig, run_dir: &Path, resume: bool) -> Result<PpoSummary, 
     // safe-rlhf starts each critic from its score model; without one, from the policy with a zero head.
     let critic_start = |m: &Option<PathBuf>| m.clone().unwrap_or_else(|| cfg.model.clone());
     let critic = |start: &Option<PathBuf>, name: &'static str| -> Result<Critic, RunError> {
-        let loaded = checkpoint::load_score(&critic_start(start), DType::F32, &device)?;
+        let loaded = checkpoint::load_score(&critic_start(start), DType::F32, &device)?
+            .with_precision(cfg.precision);
         let opt = AdamW::new(&loaded.vars, cfg.optimizer.clone())?;
         Ok(Critic { loaded, opt, name })
     };

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rice_lm::checkpoint;
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
 use rice_lm::text::{Encoded, Tokenizer};
-use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainReport, train};
+use rice_lm::trainer::{ResponseNllTask, TrainConfig, TrainError, TrainReport, train};
 use rice_toyworld::{Datasets, Size, World};
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +133,9 @@ pub fn run(
         ))
     })?;
     model_cfg.eos_token_id = Some(tok.eos_id);
-    let loaded = checkpoint::init(&model_cfg, DType::F32, &Device::Cpu, cfg.train.seed)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let loaded = checkpoint::init(&model_cfg, DType::F32, &device, cfg.train.seed)?
+        .with_precision(cfg.train.precision);
 
     let mut docs = data
         .pretrain

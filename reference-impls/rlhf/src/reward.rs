@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rice_lm::ScoreModel;
 use rice_lm::checkpoint::{self, LoadedScore};
 use rice_lm::rng::Rng;
@@ -373,7 +373,9 @@ pub fn run(cfg: &ScoreConfig, run_dir: &Path, resume: bool) -> Result<ScoreSumma
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let loaded: LoadedScore = checkpoint::load_score(&cfg.model, DType::F32, &Device::Cpu)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let loaded: LoadedScore = checkpoint::load_score(&cfg.model, DType::F32, &device)?
+        .with_precision(cfg.train.precision);
     checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let mut pairs = match &cfg.data {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use rice_lm::rng::Rng;
 use rice_lm::run::{RunDir, line_chart};
 use rice_lm::text::{Encoded, Tokenizer, read_sft};
@@ -158,7 +158,9 @@ pub fn run(cfg: &SftConfig, run_dir: &Path, resume: bool) -> Result<SftSummary, 
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let loaded =
+        checkpoint::load(&cfg.model, DType::F32, &device)?.with_precision(cfg.train.precision);
     checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer_path)?;
 
     let toy = if cfg.data.is_none() {

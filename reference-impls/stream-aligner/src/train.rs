@@ -18,8 +18,8 @@ use rice_aligner::train::{step_validity, upstream_answers};
 use crate::split::split_sentences;
 use rice_lm::checkpoint;
 use rice_lm::run::RunDir;
-use rice_lm::text::{Encoded, Template, Tokenizer, read_jsonl};
-use rice_lm::trainer::{TrainConfig, TrainReport};
+use rice_lm::text::{Encoded, Tokenizer, read_jsonl};
+use rice_lm::trainer::{TrainConfig, TrainError, TrainReport};
 use rice_rlhf::RunError;
 use rice_rlhf::sft::{Supervised, train_supervised};
 use rice_rlhf::toy::{
@@ -181,7 +181,10 @@ pub fn run(
     dir.write_config(cfg)?;
     let tokenizer_path = cfg.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer_path)?;
-    let loaded = checkpoint::load(&cfg.model, DType::F32, &Device::Cpu)?;
+    let device = cfg.train.open_device().map_err(TrainError::from)?;
+    let frozen = cfg.train.precision.dtype();
+    let loaded =
+        checkpoint::load(&cfg.model, DType::F32, &device)?.with_precision(cfg.train.precision);
     let toy = match &cfg.data {
         None => Some(load_world(cfg.world_seed, &cfg.world_size)?),
         Some(_) => None,
@@ -191,7 +194,8 @@ pub fn run(
         (None, Some((world, data))) => {
             let mut tuples = toy_tuples(world, data);
             if let (Some(upstream), n @ 1..) = (&cfg.upstream, cfg.upstream_examples) {
-                let answers = upstream_answers(upstream, world, n, cfg.max_new_tokens * 2)?;
+                let answers =
+                    upstream_answers(upstream, world, n, cfg.max_new_tokens * 2, &device, frozen)?;
                 tuples.extend(upstream_tuples(world, &answers));
             }
             tuples
@@ -233,9 +237,8 @@ pub fn run(
                 template,
                 max_new_tokens: cfg.max_new_tokens,
             };
-            Some(evaluate(
-                cfg, world, data, upstream, &aligner, template, run_dir,
-            )?)
+            let on = (&device, frozen);
+            Some(evaluate(cfg, world, data, upstream, &aligner, run_dir, on)?)
         }
         _ => None,
     };
@@ -256,10 +259,12 @@ fn evaluate(
     data: &Datasets,
     upstream_dir: &Path,
     aligner: &StreamAligner,
-    template: Template,
     run_dir: &Path,
+    (device, dtype): (&Device, DType),
 ) -> Result<StreamEvaluation, RunError> {
-    let upstream = LocalModel::load(upstream_dir, template).map_err(RunError::Usage)?;
+    // The upstream answers in the aligner's chat template.
+    let upstream = LocalModel::load_on(upstream_dir, aligner.template, device, dtype)
+        .map_err(RunError::Usage)?;
     let original = answer_all(
         &upstream.model,
         &upstream.tok,
