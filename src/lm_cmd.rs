@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
 use rice_lm::generate::{Sampling, generate};
 use rice_lm::text::{Encoded, Template, Tokenizer, batch, token_logprobs};
@@ -35,6 +34,12 @@ pub struct ModelArgs {
     /// Chat template: plain, llama2, llama3, chatml, gemma, pku.
     #[arg(long, default_value = "chatml")]
     pub template: String,
+    /// cpu, cuda or cuda:N (an NVIDIA GPU, in a build with `--features cuda`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: rice_lm::DeviceSpec,
+    /// The weights' dtype: f32, or bf16 (half the memory; for GPUs).
+    #[arg(long, value_name = "PRECISION", default_value = "f32")]
+    pub precision: rice_lm::Precision,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +84,8 @@ fn load(args: &ModelArgs) -> anyhow::Result<(rice_lm::Loaded, Tokenizer, Templat
     );
     let tokenizer = args.model.join("tokenizer.json");
     let tok = Tokenizer::load(&tokenizer)?;
-    let loaded = rice_lm::checkpoint::load(&args.model, DType::F32, &Device::Cpu)?;
+    let device = args.device.open()?;
+    let loaded = rice_lm::checkpoint::load(&args.model, args.precision.dtype(), &device)?;
     rice_lm::checkpoint::check_tokenizer(loaded.model.config(), &tok, &tokenizer)?;
     Ok((loaded, tok, template))
 }
@@ -109,8 +115,14 @@ pub fn run(command: LmCommand) -> anyhow::Result<()> {
         LmCommand::Serve(args) => {
             let template = Template::by_name(&args.model.template)
                 .with_context(|| format!("unknown template `{}`", args.model.template))?;
-            let model = rice_aligner::local::LocalModel::load(&args.model.model, template)
-                .map_err(anyhow::Error::msg)?;
+            let device = args.model.device.open()?;
+            let model = rice_aligner::local::LocalModel::load_on(
+                &args.model.model,
+                template,
+                &device,
+                args.model.precision.dtype(),
+            )
+            .map_err(anyhow::Error::msg)?;
             crate::aligner_cmd::serve(
                 args.addr,
                 std::sync::Arc::new(model),
@@ -124,7 +136,7 @@ pub fn run(command: LmCommand) -> anyhow::Result<()> {
                 std::slice::from_ref(&encoded),
                 tok.pad_id,
                 loaded.model.config().max_position_embeddings,
-                &Device::Cpu,
+                loaded.model.backbone.device(),
             )?;
             let logits = loaded.model.forward(&b.ids, None)?;
             let lp: Vec<f32> = token_logprobs(&logits, &b.ids)?.squeeze(0)?.to_vec1()?;
@@ -151,7 +163,6 @@ pub fn run(command: LmCommand) -> anyhow::Result<()> {
                     tokens.len()
                 );
             }
-            let _ = Tensor::zeros(1, DType::F32, &Device::Cpu);
         }
     }
     Ok(())

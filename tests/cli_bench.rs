@@ -96,6 +96,47 @@ fn a_bf16_run_trains_records_its_precision_and_saves_f32_weights() {
         d,
     ));
     assert!(!out.trim().is_empty());
+    // Inference with bf16 weights agrees with f32 on the score, to bf16's precision; a GPU needs a CUDA build.
+    let score = |precision: &str| {
+        let out = ok(&rice(
+            &[
+                "lm",
+                "score",
+                "--model",
+                "b/checkpoint",
+                "--prompt",
+                "What is 2 + 3?",
+                "--completion",
+                "5.",
+                "--json",
+                "--precision",
+                precision,
+            ],
+            d,
+        ));
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["total_logprob"]
+            .as_f64()
+            .unwrap()
+    };
+    let (f32_score, bf16_score) = (score("f32"), score("bf16"));
+    assert!(
+        f32_score != bf16_score && (f32_score - bf16_score).abs() < 0.05 * f32_score.abs(),
+        "f32 {f32_score} vs bf16 {bf16_score}"
+    );
+    let err = fails(&rice(
+        &[
+            "lm",
+            "generate",
+            "--model",
+            "b/checkpoint",
+            "--prompt",
+            "hi",
+            "--device",
+            "cuda",
+        ],
+        d,
+    ));
+    assert!(err.contains("this rice was built without CUDA"), "{err}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Where a run computes and in what precision: `--device cpu|cuda|cuda:N` and `--precision f32|bf16`.
 //!
-//! Both are settings of a run (they sit in [`crate::trainer::TrainConfig`] and so in its `config.toml`), parsed from and
-//! written as the strings a user types. Opening a device is where a CUDA request meets reality: a build without the
+//! Both are settings of a run (they sit in [`crate::trainer::TrainConfig`] and so in its `config.toml`), parsed
+//! from and written as the strings a user types. Opening a device is where a CUDA request meets reality: a build without the
 //! `cuda` feature, or a machine without a usable GPU, gets an error that says which and what to do.
 
 use std::collections::BTreeMap;
