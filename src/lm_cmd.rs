@@ -149,8 +149,18 @@ pub fn run(command: LmCommand) -> anyhow::Result<()> {
                 .collect();
             let total: f32 = tokens.iter().map(|(_, l)| l).sum();
             if args.json {
+                let ids: Vec<u32> = encoded
+                    .prompt
+                    .iter()
+                    .chain(&encoded.response)
+                    .copied()
+                    .collect();
                 let json = serde_json::json!({
                     "total_logprob": total,
+                    // The whole sequence and where the completion starts, so that another implementation can
+                    // recompute the same numbers (`torch_twin.py parity`).
+                    "ids": ids,
+                    "prompt_tokens": encoded.prompt.len(),
                     "tokens": tokens.iter().map(|(t, l)| serde_json::json!({ "token": t, "logprob": l })).collect::<Vec<_>>(),
                 });
                 println!("{}", serde_json::to_string_pretty(&json)?);

@@ -5,6 +5,7 @@ AdamW, printing one JSON line with the same fields. A speed baseline only: nothi
   python3 torch_twin.py train    --size toy-m --method sft|dpo --batch 8 --seq 128 --steps 5 --device cpu|cuda --precision f32|bf16
   python3 torch_twin.py generate --size toy-m --batch 1 --prompt 128 --new-tokens 128 --device cuda --precision bf16
   python3 torch_twin.py matmul   --device cuda      # the card's measured bf16 matmul rate, for MFU
+  python3 torch_twin.py parity   --checkpoint DIR --score FILE    # the twin is our network: see `parity`
 
 bf16 training is what TRL does with `bf16=True`: f32 weights and optimizer under `torch.autocast` (matmuls in bf16,
 norms and softmax in f32). bf16 generation keeps the weights themselves in bf16, as `rice bench generate` does.
@@ -244,9 +245,65 @@ def matmul(args):
                       "dtype": str(dtype).removeprefix("torch."), "tflops": 2 * n**3 / seconds / 1e12}))
 
 
+def read_safetensors(path):
+    """The tensors of a .safetensors file (8-byte header length, JSON header, raw little-endian data)."""
+    data = open(path, "rb").read()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    dtypes = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = bytearray(data[8 + size + start:8 + size + end])
+        out[name] = torch.frombuffer(raw, dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+def parity(args):
+    """Loads a checkpoint written by `rice` into the twin and recomputes the completion log-probabilities of
+    `rice lm score --json` (given as --score FILE): the twin computes our function, not just one of the same size."""
+    cfg = json.load(open(os.path.join(args.checkpoint, "config.json")))
+    if not cfg.get("tie_word_embeddings", False):
+        raise SystemExit("the twin ties its embeddings; this checkpoint does not")
+    model = Model(cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
+                  cfg.get("num_key_value_heads") or cfg["num_attention_heads"], cfg["intermediate_size"],
+                  cfg.get("rope_theta", 1e4), cfg.get("max_position_embeddings", 4096))
+    for norm in [model.norm] + [n for layer in model.layers for n in (layer.n1, layer.n2)]:
+        norm.eps = cfg.get("rms_norm_eps", 1e-6)
+    names = {"embed.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight"}
+    ours = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+            "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj",
+            "n1": "input_layernorm", "n2": "post_attention_layernorm"}
+    for i in range(cfg["num_hidden_layers"]):
+        for twin, hf in ours.items():
+            for kind in ("weight", "bias"):
+                names[f"layers.{i}.{twin}.{kind}"] = f"model.layers.{i}.{hf}.{kind}"
+    weights = read_safetensors(os.path.join(args.checkpoint, "model.safetensors"))
+    state = {name: weights[names[name]] for name, _ in model.named_parameters()}
+    model.load_state_dict(state, strict=False)
+    missing = [n for n, _ in model.named_parameters() if n not in state]
+    if missing:
+        raise SystemExit(f"no weights for {missing}")
+    score = json.load(open(args.score))
+    ids, start = score["ids"], score["prompt_tokens"]
+    with torch.no_grad():
+        logp = model(torch.tensor([ids]))[0].log_softmax(-1)
+    theirs = [logp[start - 1 + i, t].item() for i, t in enumerate(ids[start:])]
+    expected = [t["logprob"] for t in score["tokens"]]
+    worst = max(abs(a - b) for a, b in zip(theirs, expected))
+    print(json.dumps({"task": "parity", "tokens": len(theirs), "max_abs_logprob_difference": worst,
+                      "total_twin": sum(theirs), "total_rice": score["total_logprob"]}))
+    if len(theirs) != len(expected) or worst > 1e-3:
+        raise SystemExit(f"the twin disagrees with rice: max |Δ log p| = {worst}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=["train", "generate", "matmul"])
+    p.add_argument("task", choices=["train", "generate", "matmul", "parity"])
+    p.add_argument("--checkpoint", help="parity: a model directory written by rice")
+    p.add_argument("--score", help="parity: the output of `rice lm score --json` for that model")
     p.add_argument("--size", default="toy-m", help=", ".join(SIZES))
     p.add_argument("--method", default="sft")
     p.add_argument("--batch", type=int, default=None)
@@ -271,6 +328,8 @@ def main():
     elif args.task == "generate":
         args.batch = args.batch or 1
         generate(args)
+    elif args.task == "parity":
+        parity(args)
     else:
         matmul(args)
 
