@@ -301,7 +301,8 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         "dpo" => {
             let batch = pair_batch(args.batch, args.seq, cfg.vocab_size, &device)?;
-            // The frozen reference is stored in the compute dtype, as `rice run dpo` keeps it.
+            // The frozen reference runs in every step, as in TRL's default (`rice run dpo` instead computes its
+            // log-probabilities once, before training), held in the compute dtype like every frozen model.
             let reference = checkpoint::init(&cfg, args.model.precision.dtype(), &device, 2)?;
             let model = &policy.model;
             let step = move |opt: &mut AdamW| -> anyhow::Result<()> {

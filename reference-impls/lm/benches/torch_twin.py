@@ -162,7 +162,7 @@ def train(args):
         rejected = torch.cat((prompt, torch.randint(0, vocab, (b, t - half), device=args.device)), 1)
         ids = torch.cat((chosen, rejected), 0)
         mask = (torch.arange(t - 1, device=args.device) + 1 >= half).float().expand(2 * b, t - 1)
-        # The frozen reference in the compute dtype, as in `rice bench train --method dpo`.
+        # The frozen reference runs in every step, in the compute dtype, as in `rice bench train --method dpo`.
         ref_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
         reference, _ = build(args.size, args.device, ref_dtype)
         reference.requires_grad_(False)

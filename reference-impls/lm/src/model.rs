@@ -220,9 +220,7 @@ impl Proj {
         };
         Ok(Proj(linear))
     }
-}
 
-impl Proj {
     /// `x · Wᵀ + b` in `dtype`.
     fn forward(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
         let x = x.to_dtype(dtype)?;
@@ -331,27 +329,34 @@ impl Attention {
             // square of the generated length (7 GB for 8 × 256 tokens of toy-m).
             cache.kv = Some((k.detach(), v.detach()));
         }
-        // Grouped-query attention without copying keys and values: the `groups` query heads that share a key/value
-        // head are stacked along the sequence axis, (b, kv_heads, groups·t, d), so one product per key/value head
-        // serves all of them (query head i·groups + j uses key/value head i, as in Hugging Face's `repeat_kv`).
-        let (groups, s) = (self.heads / self.kv_heads, k.dim(2)?);
-        let q = q.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
+        // Grouped-query attention: each key/value head serves `heads / kv_heads` query heads.
+        let groups = self.heads / self.kv_heads;
+        let (k, v) = if groups == 1 {
+            (k, v)
+        } else {
+            (repeat_kv(&k, groups)?, repeat_kv(&v, groups)?)
+        };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .reshape((b, self.heads, t, s))?
-            .broadcast_add(mask)?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
         // `ops::softmax` is differentiable; `softmax_last_dim` is a fused kernel without a backward pass. In f32
         // whatever the compute dtype, as in Hugging Face's implementations.
         let wide = if dt == DType::F64 { dt } else { DType::F32 };
         let probs = ops::softmax(&scores.to_dtype(wide)?, D::Minus1)?.to_dtype(dt)?;
-        let out = probs
-            .reshape((b, self.kv_heads, groups * t, s))?
-            .matmul(&v)?
-            .reshape((b, self.heads, t, self.head_dim))?
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?;
+        let out = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((
+            b,
+            t,
+            self.heads * self.head_dim,
+        ))?;
         self.o_proj.forward(&out, dt)
     }
+}
+
+/// (b, kv_heads, s, d) → (b, kv_heads · groups, s, d), each head repeated `groups` times in place.
+fn repeat_kv(x: &Tensor, groups: usize) -> Result<Tensor> {
+    let (b, kv, s, d) = x.dims4()?;
+    x.unsqueeze(2)?
+        .expand((b, kv, groups, s, d))?
+        .reshape((b, kv * groups, s, d))
 }
 
 #[derive(Clone, Debug)]
